@@ -1,0 +1,28 @@
+# The two commands of the README. Each creates .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,video]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m edvr_jax.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edvr_jax tests benchmarks configs train.py eval.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_dcn.py
+
+clean:
+	rm -rf $(VENV) .jax_cache
