@@ -1,0 +1,1 @@
+"""Loading PyTorch EDVR checkpoints without torch: safe .pth reader, key maps, inference."""
