@@ -105,10 +105,8 @@ MMAGIC_TO_BASICSR: tuple[tuple[str, str], ...] = (
 
 # The 2019 (xinntao/EDVR old_version) names -> BasicSR, following BasicSR's
 # scripts/model_conversion/convert_models.py. Note the tAtt_1/tAtt_2 swap.
-EDVR2019_TO_BASICSR: tuple[tuple[str, str], ...] = (
+EDVR2019_TO_BASICSR: tuple[tuple[str, Any], ...] = (
     (r"^fea_L([23])_conv([12])\.", r"conv_l\1_\2."),
-    (r"^conv_first\.", "conv_first."),
-    (r"^feature_extraction\.(\d+)\.", r"feature_extraction.\1."),
     (r"^pcd_align\.L(\d)_offset_conv(\d)\.", r"pcd_align.offset_conv\2.l\1."),
     (r"^pcd_align\.L(\d)_dcnpack\.conv_offset_mask\.", r"pcd_align.dcn_pack.l\1.conv_offset."),
     (r"^pcd_align\.L(\d)_dcnpack\.", r"pcd_align.dcn_pack.l\1."),
@@ -120,15 +118,22 @@ EDVR2019_TO_BASICSR: tuple[tuple[str, str], ...] = (
     (r"^tsa_fusion\.sAtt_L(\d)\.", r"fusion.spatial_attn_l\1."),
     (r"^tsa_fusion\.sAtt_add_(\d)\.", r"fusion.spatial_attn_add\1."),
     (r"^tsa_fusion\.sAtt_(\d)\.", r"fusion.spatial_attn\1."),
-    (r"^tsa_fusion\.", "fusion."),
-    (r"^recon_trunk\.(\d+)\.", r"reconstruction.\1."),
-    (r"^upconv([12])\.", r"upconv\1."),
+    (r"^tsa_fusion\.", "fusion."),  # the woTSA 1x1 fusion conv
+    (r"^recon_trunk\.", "reconstruction."),
     (r"^HRconv\.", "conv_hr."),
+    (r"^pre_deblur\.conv_first_1\.", "predeblur.conv_first."),
+    (r"^pre_deblur\.conv_first_2\.", "predeblur.stride_conv_hr1."),
+    (r"^pre_deblur\.conv_first_3\.", "predeblur.stride_conv_hr2."),
+    (r"^pre_deblur\.deblur_L([23])_conv\.", r"predeblur.stride_conv_l\1."),
+    (r"^pre_deblur\.RB_L3_1\.", "predeblur.resblock_l3."),
+    (r"^pre_deblur\.RB_L2_([12])\.", r"predeblur.resblock_l2_\1."),
+    (r"^pre_deblur\.RB_L1_(\d+)\.", lambda m: f"predeblur.resblock_l1.{int(m.group(1)) - 1}."),
     (r"^pre_deblur\.", "predeblur."),
 )
 
 
-def rename(key: str, table: tuple[tuple[str, str], ...]) -> str:
+def rename(key: str, table: tuple[tuple[str, Any], ...]) -> str:
+    """Applies every rule of ``table`` in order (rules are written not to overlap)."""
     for pattern, repl in table:
         key = re.sub(pattern, repl, key)
     return key
