@@ -11,7 +11,7 @@ tensor as torch sees it (bfloat16/float8 as their raw bits) and ``expected.json`
 structure, with ``{"__array__": npz key, "dtype": name}`` where a tensor sits. The test reads
 the files with edvr_jax.convert.pth (no torch) and compares both exactly.
 
-Then ``save_pth`` (loaded from its file, without importing jax) writes a BasicSR-style file
+Then ``save_pth`` (loaded from its files, without importing jax) writes a BasicSR-style file
 that must load with ``torch.load(weights_only=True)`` (also with ``mmap=True``) into an
 ``nn.Module`` with ``strict=True`` and equal every array bit for bit.
 """
@@ -153,11 +153,14 @@ def make_fixtures():
 
 
 def load_pth_module():
-    path = ROOT / "edvr_jax" / "convert" / "pth.py"
-    spec = importlib.util.spec_from_file_location("pth_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    """edvr_jax.convert.pth loaded from its files, without the package (which needs jax)."""
+    for name in ("pth_pickle", "pth"):
+        spec = importlib.util.spec_from_file_location(
+            f"edvr_jax.convert.{name}", ROOT / "edvr_jax" / "convert" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
     return module
 
 
