@@ -412,6 +412,8 @@ def storage_leaves(obj: Any) -> list:
 
 
 def resolve(obj: Any, arrays: dict[int, np.ndarray], memo: dict[int, Any]) -> Any:
+    """``obj`` with every record replaced: tensors/storages by ``arrays[id(record)]``, numpy
+    records by numpy values, torch dtypes by ``numpy.dtype``, OrderedDicts by dicts."""
     if id(obj) in memo:
         return memo[id(obj)]
     if isinstance(obj, TensorRef | StorageRef):
