@@ -1,0 +1,58 @@
+"""Training and evaluation input for EDVR: dataset readers, tf.data pipeline, TFDS, demo clips.
+
+Every reader returns a `ClipSet` (clips of paired LQ/GT frame paths plus the scale):
+
+    from edvr_jax import data
+    clips = data.get_clipset('reds', '/data/REDS', task='sr', split='train', partition='REDS4')
+    ds = data.make_train_dataset(clips, num_frame=5, gt_size=256, seed=0,
+                                 global_batch_size=32, start_step=step)
+    for batch in ds.as_numpy_iterator():  # per-process batch, b = 32 // process_count
+        batch['lq']    # float32 (b, 5, 64, 64, 3), RGB in [0, 1]
+        batch['gt']    # float32 (b, 256, 256, 3)
+        batch['step']  # int64 (b,), the global step of this batch
+
+    val = data.get_clipset('reds', '/data/REDS', split='val')  # REDS4: 000, 011, 015, 020
+    lq, gt = data.read_clip(val.clip('000'), lq_indices=[2, 1, 0, 1, 2], gt_indices=[0])
+
+Datasets (`get_clipset(dataset, root, ...)`): 'reds' (official or BasicSR-regrouped layout;
+tasks sr/srblur/deblur/deblurcomp; partitions REDS4/REDSofficial/REDSofficial4), 'vimeo90k'
+(septuplets, target im4), 'vid4', 'folder' (your own GT/LQ clip folders), 'demo' (clips
+generated from scikit-image photographs, see `demo_clips`) and 'tfds' (a built REDS TFDS
+dataset, see `tfds_reds`). All file access goes through `tf.io.gfile`, so `gs://` roots work.
+
+Training samples follow BasicSR's REDSDataset/Vimeo90KDataset (window, interval, reverse,
+aligned crop, hflip/vflip/transpose) but are a pure function of (seed, step, slot): resuming
+at any step reproduces the batches exactly, and each process builds only its own slots.
+Errors about the data raise `DatasetError` (a ValueError) with a one-line message naming the
+folder, clip or frame. `python -m edvr_jax.data check ...` scans a dataset up front;
+`python -m edvr_jax.data preview ...` shows what the model will see and the throughput.
+"""
+
+from edvr_jax.data.clips import (
+    Clip,
+    ClipSet,
+    DatasetError,
+    read_clip,
+    read_frames,
+    read_window,
+)
+from edvr_jax.data.datasets import DATASETS, get_clipset
+from edvr_jax.data.demo_clips import demo_clipset, imresize_bicubic, make_demo_clips
+from edvr_jax.data.folders import read_folder, read_vid4, read_vimeo90k
+from edvr_jax.data.pipeline import (
+    apply_choice,
+    crop_origin,
+    hide_accelerators_from_tf,
+    make_train_dataset,
+    sample_choice,
+)
+from edvr_jax.data.reds import PARTITIONS, TASKS, read_reds
+
+hide_accelerators_from_tf()
+
+__all__ = [
+    "DATASETS", "PARTITIONS", "TASKS", "Clip", "ClipSet", "DatasetError", "apply_choice",
+    "crop_origin", "demo_clipset", "get_clipset", "hide_accelerators_from_tf",
+    "imresize_bicubic", "make_demo_clips", "make_train_dataset", "read_clip", "read_folder",
+    "read_frames", "read_reds", "read_vid4", "read_vimeo90k", "read_window", "sample_choice",
+]

@@ -1,0 +1,111 @@
+"""Scan a whole dataset up front and report every bad frame.
+
+`check_clipset` reads the header of every LQ and GT frame (optionally decodes it) and
+reports, one line each:
+- errors: unreadable or corrupt frames, frames whose size differs from the clip's first
+  frame, GT frames that are not `scale` x their LQ frame, clips shorter than num_frame, and
+  (from the reader) clips whose LQ and GT frame lists differ or that are missing a folder;
+- notes: frames that are not 8-bit RGB (grayscale, palette, RGBA, 16-bit): the pipeline
+  converts them to RGB (gray replicated, alpha dropped, 16-bit scaled to 8-bit), which is
+  usually fine but worth knowing.
+The command line (`python -m edvr_jax.data check ...`) exits non-zero if there is any error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
+from edvr_jax.data.clips import Clip, ClipSet, DatasetError, decode_frame, frame_header, read_bytes
+
+_MODE_NOTES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "RGBA": "RGBA",
+               "I;16": "16-bit grayscale", "I": "32-bit grayscale", "CMYK": "CMYK",
+               "I;16B": "16-bit grayscale"}
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """Outcome of a scan: `errors` make a dataset unusable, `notes` are conversions."""
+
+    clips: int = 0
+    frames: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        verdict = "OK" if self.ok else f"{len(self.errors)} error(s)"
+        return (f"checked {self.clips} clips, {self.frames} frame files: {verdict}, "
+                f"{len(self.notes)} note(s)")
+
+
+def _inspect(ref: str, source, decode: bool) -> tuple[tuple[int, int] | None, str, str]:
+    """(size or None, mode, error message or '') of one frame."""
+    try:
+        h, w, mode = frame_header(ref, source)
+        if decode:
+            arr = decode_frame(read_bytes(ref, source), ref)
+            if arr.shape[:2] != (h, w):
+                return None, mode, f"frame {ref}: header says {h}x{w} but decodes to " \
+                                   f"{arr.shape[0]}x{arr.shape[1]}"
+        return (h, w), mode, ""
+    except DatasetError as e:
+        return None, "", str(e)
+
+
+def _check_clip(clip: Clip, scale: int, num_frame: int | None, decode: bool,
+                pool: ThreadPoolExecutor) -> tuple[list[str], list[str]]:
+    errors, notes = [], []
+    if num_frame is not None and clip.center is None and clip.num_frames < num_frame:
+        errors.append(f"clip {clip.name}: {clip.num_frames} frames, fewer than "
+                      f"num_frame={num_frame}")
+    lq_refs = list(clip.lq_paths)
+    # fixed-centre clips (Vimeo-90K) use the GT of the target frame only
+    gt_refs = list(clip.gt_paths) if clip.center is None else [clip.gt_paths[clip.center]]
+    lq = list(pool.map(lambda r: _inspect(r, clip.source, decode), lq_refs))
+    gt = list(pool.map(lambda r: _inspect(r, clip.source, decode), gt_refs))
+    for refs, results in ((lq_refs, lq), (gt_refs, gt)):
+        first = next(((r, s) for r, (s, _, _) in zip(refs, results, strict=True) if s), None)
+        for ref, (size, mode, err) in zip(refs, results, strict=True):
+            if err:
+                errors.append(err)
+                continue
+            if mode != "RGB":
+                notes.append(f"frame {ref} is {_MODE_NOTES.get(mode, mode)} (mode {mode}); "
+                             f"it is converted to RGB")
+            if first and size != first[1]:
+                errors.append(f"frame {ref} is {size[0]}x{size[1]}, but {first[0]} of clip "
+                              f"{clip.name} is {first[1][0]}x{first[1][1]}; frames of one "
+                              f"clip must share a size")
+    pairs = (list(enumerate(lq)) if clip.center is None
+             else [(clip.center, lq[clip.center])])
+    for k, (i, (lq_size, _, _)) in enumerate(pairs):
+        gt_size = gt[k][0]
+        if lq_size and gt_size and gt_size != (lq_size[0] * scale, lq_size[1] * scale):
+            errors.append(f"frame {clip.gt_paths[i]} is {gt_size[0]}x{gt_size[1]} but its LQ "
+                          f"frame {clip.lq_paths[i]} is {lq_size[0]}x{lq_size[1]}; expected GT "
+                          f"= {scale} x LQ")
+    return errors, notes
+
+
+def check_clipset(clips: ClipSet, *, num_frame: int | None = None, decode: bool = False,
+                  workers: int = 16, report: CheckReport | None = None,
+                  progress=None) -> CheckReport:
+    """Scan every frame of every clip; add findings to `report` (a new one by default).
+
+    `progress`, if given, is called with each clip name as it is done.
+    """
+    report = report or CheckReport()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for clip in clips:
+            errs, notes = _check_clip(clip, clips.scale, num_frame, decode, pool)
+            report.errors.extend(errs)
+            report.notes.extend(notes)
+            report.clips += 1
+            report.frames += clip.num_frames + (clip.num_frames if clip.center is None else 1)
+            if progress is not None:
+                progress(clip.name)
+    return report

@@ -1,0 +1,156 @@
+"""Command line: `python -m edvr_jax.data {check,preview,demo,build-tfds} ...`.
+
+  check       scan every frame of a dataset, print every problem, exit 1 if any error
+  preview     write a PNG grid of sampled LQ/GT training windows and print throughput
+  demo        write the embedded demo clips (REDS layout) into a folder
+  build-tfds  build the REDS TFDS dataset (ArrayRecord) from a REDS folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _dataset_args(p: argparse.ArgumentParser, split_default: str | None) -> None:
+    p.add_argument("--dataset", default="reds",
+                   choices=["reds", "vimeo90k", "vid4", "folder", "demo", "tfds"])
+    p.add_argument("--root", help="dataset folder (tfds: data_dir; demo: optional)")
+    p.add_argument("--task", default="sr", choices=["sr", "srblur", "deblur", "deblurcomp"])
+    p.add_argument("--split", default=split_default)
+    p.add_argument("--partition", default="REDS4")
+    p.add_argument("--gt-root", help="folder dataset: GT clips folder")
+    p.add_argument("--lq-root", help="folder dataset: LQ clips folder")
+    p.add_argument("--scale", type=int, default=4, help="folder dataset: GT/LQ size ratio")
+    p.add_argument("--num-frame", type=int, default=None)
+
+
+def _clipset(args, errors=None):
+    from edvr_jax.data.datasets import get_clipset
+
+    kw = {}
+    if args.dataset == "folder":
+        kw = dict(gt_root=args.gt_root, lq_root=args.lq_root, scale=args.scale)
+    return get_clipset(args.dataset, args.root, task=args.task, split=args.split,
+                       partition=args.partition, num_frame=None, errors=errors, **kw)
+
+
+def cmd_check(args) -> int:
+    from edvr_jax.data.check import CheckReport, check_clipset
+    from edvr_jax.data.clips import DatasetError
+
+    report = CheckReport()
+    try:
+        clips = _clipset(args, errors=report.errors)
+    except DatasetError as e:
+        print(f"ERROR {e}")
+        return 1
+    print(clips.describe())
+    check_clipset(clips, num_frame=args.num_frame, decode=args.decode, workers=args.workers,
+                  report=report)
+    for msg in report.errors:
+        print(f"ERROR {msg}")
+    for msg in report.notes[:args.max_notes]:
+        print(f"NOTE  {msg}")
+    if len(report.notes) > args.max_notes:
+        print(f"NOTE  ... {len(report.notes) - args.max_notes} more notes")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_preview(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from edvr_jax.data.pipeline import make_train_dataset
+    from edvr_jax.data.preview import measure_throughput, preview_grid
+
+    clips = _clipset(args)
+    num_frame = args.num_frame or 5
+    ds = make_train_dataset(clips, num_frame=num_frame, gt_size=args.gt_size,
+                            interval_list=tuple(args.interval_list),
+                            random_reverse=args.random_reverse, seed=args.seed,
+                            global_batch_size=args.batch, process_index=0, process_count=1,
+                            with_info=True)
+    batch = next(iter(ds))
+    grid = preview_grid(np.asarray(batch["lq"]), np.asarray(batch["gt"]), clips.scale)
+    Image.fromarray(grid).save(args.out)
+    print(clips.describe())
+    for i in range(args.batch):
+        flips = batch["flips"][i].numpy().tolist()
+        print(f"  sample {i}: clip {clips.names[int(batch['clip'][i])]} frames "
+              f"{batch['frames'][i].numpy().tolist()} LQ crop at "
+              f"{batch['origin'][i].numpy().tolist()} hflip/vflip/transpose {flips}")
+    print(f"wrote {args.out}: rows = samples; columns = {num_frame} LQ frames "
+          f"(x{clips.scale} nearest) then the GT patch")
+    stats = measure_throughput(ds, batches=args.batches)
+    print(json.dumps({"pipeline": "make_train_dataset", "batch": args.batch,
+                      "gt_size": args.gt_size, "num_frame": num_frame, **stats}))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from edvr_jax.data.demo_clips import make_demo_clips
+
+    make_demo_clips(args.root, num_clips=args.num_clips, num_frames=args.num_frames,
+                    gt_size=(args.height, args.width), seed=args.seed)
+    print(f"wrote {args.num_clips} demo clips x {args.num_frames} frames to {args.root}")
+    return 0
+
+
+def cmd_build_tfds(args) -> int:
+    from edvr_jax.data.tfds_reds import build_reds_tfds
+
+    b = build_reds_tfds(args.root, args.data_dir, task=args.task, file_format=args.file_format)
+    print(f"built {b.info.full_name} in {b.data_dir}: "
+          + ", ".join(f"{k} {v.num_examples} frame records" for k, v in b.info.splits.items()))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edvr_jax.data", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("check", help="scan every frame and report problems")
+    _dataset_args(p, "all")
+    p.add_argument("--decode", action="store_true", help="decode every frame (slower)")
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--max-notes", type=int, default=50)
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("preview", help="PNG grid of training samples + throughput")
+    _dataset_args(p, None)
+    p.add_argument("--out", default="preview.png")
+    p.add_argument("--gt-size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batches", type=int, default=20, help="batches timed for throughput")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--interval-list", type=int, nargs="+", default=[1])
+    p.add_argument("--random-reverse", action="store_true")
+    p.set_defaults(fn=cmd_preview)
+    p = sub.add_parser("demo", help="write the embedded demo clips")
+    p.add_argument("--root", required=True)
+    p.add_argument("--num-clips", type=int, default=8)
+    p.add_argument("--num-frames", type=int, default=30)
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("build-tfds", help="build the REDS TFDS dataset")
+    p.add_argument("--root", required=True, help="REDS folder (manual_dir)")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--task", default="sr", choices=["sr", "srblur", "deblur", "deblurcomp"])
+    p.add_argument("--file-format", default="array_record", choices=["array_record"])
+    p.set_defaults(fn=cmd_build_tfds)
+    args = ap.parse_args(argv)
+    from edvr_jax.data.clips import DatasetError
+
+    try:
+        return args.fn(args)
+    except DatasetError as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The one description every dataset reader produces, and frame reading for evaluation.
+
+A dataset is a `ClipSet`: a tuple of `Clip`s plus the dataset's scale. A `Clip` is a named
+sequence of paired frames: `lq_paths[i]` and `gt_paths[i]` are the low-quality input and the
+ground truth of frame `i` (the same number of each). A clip with a fixed `center` (Vimeo-90K,
+where only the middle frame im4 is a target) is always sampled around that frame.
+
+Paths are strings understood by `tf.io.gfile` (local paths or `gs://...`). A clip may instead
+carry a `source` (an object with `read_bytes(ref) -> bytes` and `tf_read(refs) -> tf.string
+tensor`), in which case its "paths" are references into that source (the TFDS reader does
+this). Frames are PNG (or JPEG/BMP) images; they are decoded to RGB, grayscale frames are
+replicated to three channels and an alpha channel is dropped (not composited); `check`
+reports such frames.
+
+Arrays: frames come back as float32 RGB in [0, 1], computed as `uint8 / 255` (the same
+arithmetic as BasicSR's `img.astype(np.float32) / 255.`), clips as `(T, H, W, 3)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class DatasetError(ValueError):
+    """A problem with the data on disk or with how it was asked for; the message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One video clip of paired frames.
+
+    Attributes:
+      name: clip name, e.g. '000' (REDS), '00001/0001' (Vimeo-90K), 'calendar' (Vid4).
+      lq_paths: LQ frame paths (or source references), in temporal order.
+      gt_paths: GT frame paths, same length and order as `lq_paths`.
+      center: if set, the only frame index used as a target (Vimeo-90K: 3, i.e. im4);
+        `None` means every frame whose window fits may be a target.
+      source: `None` for files; otherwise the object that resolves the references.
+    """
+
+    name: str
+    lq_paths: tuple[str, ...]
+    gt_paths: tuple[str, ...]
+    center: int | None = None
+    source: Any = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if len(self.lq_paths) != len(self.gt_paths):
+            raise DatasetError(f"clip {self.name}: {len(self.lq_paths)} LQ frames but "
+                               f"{len(self.gt_paths)} GT frames; expected the same number")
+        if self.center is not None and not 0 <= self.center < len(self.lq_paths):
+            raise DatasetError(f"clip {self.name}: center {self.center} outside its "
+                               f"{len(self.lq_paths)} frames")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.lq_paths)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSet:
+    """A list of clips with the dataset's scale (GT size = scale * LQ size).
+
+    Attributes:
+      dataset: 'reds', 'vimeo90k', 'vid4', 'folder', 'demo' or 'tfds'.
+      scale: 4 for x4 super-resolution, 1 for deblurring (LQ and GT the same size).
+      clips: the clips, in a stable (sorted) order; sampling indexes into this tuple.
+      root: where the data was found. task, split, partition: what was asked for.
+      layout: which on-disk layout was detected (e.g. 'official', 'regrouped'), with details.
+    """
+
+    dataset: str
+    scale: int
+    clips: tuple[Clip, ...]
+    root: str = ""
+    task: str = ""
+    split: str = ""
+    partition: str = ""
+    layout: str = ""
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __iter__(self):
+        return iter(self.clips)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.clips)
+
+    @property
+    def num_frames(self) -> int:
+        """Total number of frames over all clips."""
+        return sum(c.num_frames for c in self.clips)
+
+    def clip(self, name: str) -> Clip:
+        for c in self.clips:
+            if c.name == name:
+                return c
+        raise DatasetError(f"{self.dataset}: no clip named {name!r}; have {_short(self.names)}")
+
+    def subset(self, names: Iterable[str], split: str | None = None) -> ClipSet:
+        """The clips named in `names` (in this set's order); unknown names are an error."""
+        wanted = list(names)
+        missing = sorted(set(wanted) - set(self.names))
+        if missing:
+            raise DatasetError(f"{self.dataset}: clips {_short(missing)} not found under "
+                               f"{self.root or '?'}; have {_short(self.names)}")
+        keep = set(wanted)
+        clips = tuple(c for c in self.clips if c.name in keep)
+        return dataclasses.replace(self, clips=clips, split=split or self.split)
+
+    def require_frames(self, num_frame: int) -> None:
+        """Raise if any clip is too short to give a window of `num_frame` frames."""
+        for c in self.clips:
+            need = num_frame if c.center is None else None
+            if need is not None and c.num_frames < need:
+                raise DatasetError(f"{self.dataset} clip {c.name}: {c.num_frames} frames, fewer "
+                                   f"than num_frame={num_frame}")
+            if c.center is not None and not (num_frame // 2 <= c.center
+                                             < c.num_frames - num_frame // 2):
+                raise DatasetError(f"{self.dataset} clip {c.name}: a window of {num_frame} frames "
+                                   f"around frame {c.center} leaves its {c.num_frames} frames")
+
+    def describe(self) -> str:
+        """One line: dataset, split, clip and frame counts, scale and layout."""
+        parts = [f"{self.dataset}", f"split={self.split or '-'}", f"{len(self.clips)} clips",
+                 f"{self.num_frames} frames", f"scale={self.scale}"]
+        if self.task:
+            parts.insert(1, f"task={self.task}")
+        if self.partition:
+            parts.insert(2, f"partition={self.partition}")
+        if self.layout:
+            parts.append(f"layout={self.layout}")
+        return ", ".join(parts) + f" at {self.root}"
+
+
+def _short(names: Sequence[str], n: int = 8) -> str:
+    names = list(names)
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+# ----------------------------------------------------------------------------- file helpers
+
+def join(*parts: str) -> str:
+    return tf.io.gfile.join(*parts)
+
+
+def isdir(path: str) -> bool:
+    return tf.io.gfile.isdir(path)
+
+
+def list_subdirs(path: str) -> list[str]:
+    """Sorted names of the sub-folders of `path` (GCS listings end dirs with '/')."""
+    out = []
+    for name in tf.io.gfile.listdir(path):
+        name = name.rstrip("/")
+        if isdir(join(path, name)):
+            out.append(name)
+    return sorted(out)
+
+
+def list_frames(path: str) -> list[str]:
+    """Sorted file names of the image frames in folder `path`."""
+    return sorted(n for n in (m.rstrip("/") for m in tf.io.gfile.listdir(path))
+                  if n.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def parallel_map(fn, items: Sequence, workers: int = 16) -> list:
+    """`[fn(x) for x in items]` with threads (listing and header reads are I/O bound)."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def problem(errors: list[str] | None, message: str) -> None:
+    """Raise `message` as a DatasetError, or collect it when `errors` is a list."""
+    if errors is None:
+        raise DatasetError(message)
+    errors.append(message)
+
+
+# ----------------------------------------------------------------------------- frame reading
+
+def read_bytes(ref: str, source: Any = None) -> bytes:
+    """The encoded bytes of one frame (a gfile path, or a reference into `source`)."""
+    try:
+        if source is not None:
+            return source.read_bytes(ref)
+        with tf.io.gfile.GFile(ref, "rb") as f:
+            return f.read()
+    except (tf.errors.OpError, OSError, KeyError, IndexError) as e:
+        raise DatasetError(f"cannot read frame {ref}: {type(e).__name__}: {e}") from None
+
+
+def decode_frame(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Encoded PNG/JPEG/BMP bytes -> uint8 RGB array (H, W, 3); names `name` if corrupt."""
+    if not data:
+        raise DatasetError(f"frame {name} is empty (0 bytes)")
+    try:
+        img = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DatasetError(f"frame {name} is not a readable image (corrupt or truncated?): "
+                           f"{msg}") from None
+    return img.numpy()
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1] by `x / 255` (bit-identical to BasicSR's conversion)."""
+    return img.astype(np.float32) / np.float32(255.0)
+
+
+def read_frames(paths: Sequence[str], source: Any = None, workers: int = 8) -> np.ndarray:
+    """Read and decode frames into one float32 RGB array (T, H, W, 3) in [0, 1].
+
+    Raises DatasetError naming the first unreadable frame or the first frame whose size
+    differs from the first frame's.
+    """
+    if not paths:
+        raise DatasetError("read_frames: no frames given")
+
+    def load(p):
+        return decode_frame(read_bytes(p, source), p)
+
+    frames = parallel_map(load, list(paths), workers)
+    h, w = frames[0].shape[:2]
+    for p, f in zip(paths, frames, strict=True):
+        if f.shape[:2] != (h, w):
+            raise DatasetError(f"frame {p} is {f.shape[0]}x{f.shape[1]}, but {paths[0]} of the "
+                               f"same clip is {h}x{w}; frames of one clip must share a size")
+    return to_float(np.stack(frames))
+
+
+def read_clip(clip: Clip, lq_indices: Sequence[int] | None = None,
+              gt_indices: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of one clip for evaluation: `(lq, gt)` float32 RGB in [0, 1].
+
+    Args:
+      clip: a Clip from any reader.
+      lq_indices: frame indices of the LQ frames to read, in the order wanted (e.g. a padded
+        window such as [4, 3, 0, 1, 2]); None reads all frames.
+      gt_indices: frame indices of the GT frames; None reads all frames.
+
+    Returns:
+      lq (len(lq_indices), h, w, 3) and gt (len(gt_indices), H, W, 3). Repeated indices are
+      read once.
+    """
+    n = clip.num_frames
+
+    def pick(paths, idx, kind):
+        idx = list(range(n)) if idx is None else [int(i) for i in idx]
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise DatasetError(f"clip {clip.name}: {kind} frame indices {bad} outside 0..{n - 1}")
+        uniq = sorted(set(idx))
+        arr = read_frames([paths[i] for i in uniq], clip.source)
+        pos = {i: k for k, i in enumerate(uniq)}
+        return arr[[pos[i] for i in idx]]
+
+    return pick(clip.lq_paths, lq_indices, "LQ"), pick(clip.gt_paths, gt_indices, "GT")
+
+
+def read_window(clip: Clip, lq_indices: Sequence[int], gt_index: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One evaluation sample: LQ window (T, h, w, 3) and its GT frame (H, W, 3)."""
+    lq, gt = read_clip(clip, lq_indices, [gt_index])
+    return lq, gt[0]
+
+
+def frame_header(ref: str, source: Any = None) -> tuple[int, int, str]:
+    """(height, width, PIL mode) of one frame from its header only; DatasetError if unreadable."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if source is not None:
+            fobj = io.BytesIO(source.read_bytes(ref))
+        else:
+            fobj = tf.io.gfile.GFile(ref, "rb")
+        with fobj, Image.open(fobj) as im:
+            return im.height, im.width, im.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            tf.errors.OpError) as e:
+        raise DatasetError(f"frame {ref} is not a readable image: {type(e).__name__}: "
+                           f"{e}") from None
