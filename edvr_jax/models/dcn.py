@@ -40,15 +40,17 @@ class DCNv2Pack(nn.Module):
         out = Conv3x3(3 * g * taps, kernel_init=nn.initializers.zeros,
                       bias_init=nn.initializers.zeros, dtype=self.dtype,
                       precision=self.precision, name="conv_offset")(feat)
-        offset = out[..., : 2 * g * taps]
-        mask = jax.nn.sigmoid(out[..., 2 * g * taps:].astype(jnp.float32))
-        self.sow("diagnostics", "offset_absmean", jnp.mean(jnp.abs(offset.astype(jnp.float32))))
+        # Offsets and mask stay in at least float32 whatever the compute dtype.
+        pos_dtype = jnp.promote_types(out.dtype, jnp.float32)
+        offset = out[..., : 2 * g * taps].astype(pos_dtype)
+        mask = jax.nn.sigmoid(out[..., 2 * g * taps:].astype(pos_dtype))
+        self.sow("diagnostics", "offset_absmean", jnp.mean(jnp.abs(offset)))
         bound = 1.0 / (cin * taps) ** 0.5
         kernel = self.param(
             "kernel", lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound),
             (3, 3, cin, self.num_feat), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.num_feat,), jnp.float32)
         dtype = self.dtype or x.dtype
-        return deform_conv2d(x.astype(dtype), offset.astype(jnp.float32), mask,
+        return deform_conv2d(x.astype(dtype), offset, mask,
                              kernel.astype(dtype), bias.astype(dtype),
                              max_columns_bytes=self.max_columns_bytes, precision=self.precision)
