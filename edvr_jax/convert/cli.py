@@ -1,0 +1,79 @@
+"""``edvr-convert``: PyTorch EDVR checkpoints to edvr_jax and back, without torch.
+
+    edvr-convert EDVR_M_x4_SR_REDS_official-32075921.pth models/edvr_m
+    edvr-convert models/edvr_m edvr_m_back.pth --to-torch
+
+The architecture is inferred from the state_dict; the result loads with
+``edvr_jax.load_model(DST)``. ``--to-torch`` writes ``{'params': state_dict}`` with
+BasicSR's names and layouts, loadable by BasicSR's EDVR (``strict=True``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from edvr_jax.convert.loader import ConversionError
+from edvr_jax.convert.pth import CheckpointError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edvr-convert", description=__doc__.split("\n\n")[0])
+    p.add_argument("src", help="a .pth file (BasicSR, mmagic or 2019), or with --to-torch an "
+                               "edvr_jax model directory or training workdir")
+    p.add_argument("dst", help="output directory (or .pth file with --to-torch)")
+    p.add_argument("--param-key", default=None,
+                   help="entry holding the weights: params or params_ema (default: params_ema "
+                        "when present, else params / state_dict)")
+    p.add_argument("--center-frame-idx", type=int, default=None,
+                   help="centre frame index if not num_frame // 2 (the weights cannot tell)")
+    p.add_argument("--to-torch", action="store_true", help="convert edvr_jax -> BasicSR .pth")
+    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    from edvr_jax.convert.api import export_pth, load_model, load_pth_model, save_model
+    from edvr_jax.models import count_params, summary
+
+    src, dst = pathlib.Path(args.src), pathlib.Path(args.dst)
+    if not src.exists():
+        raise FileNotFoundError(f"{src} does not exist")
+    if dst.exists() and not args.overwrite:
+        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+    if args.to_torch:
+        overrides = {} if args.center_frame_idx is None else {"center_frame_idx": args.center_frame_idx}
+        model, variables = load_model(src, param_key=args.param_key, **overrides)
+        params = variables["params"]
+        if "stage1" in params:
+            raise ConversionError("a two-stage model has two BasicSR networks; export each stage "
+                                  "separately (they are EDVRs under stage1/ and stage2/)")
+        export_pth(params, dst)
+        print(f"wrote {dst}: {count_params(params):,} parameters as BasicSR {{'params': state_dict}}")
+        return
+    model, variables, info = load_pth_model(src, param_key=args.param_key,
+                                            center_frame_idx=args.center_frame_idx)
+    save_model(dst, model, variables["params"], overwrite=args.overwrite,
+               extra={"source": str(src.name), "layout": info["layout"],
+                      "param_key": info["param_key"]})
+    arch = ", ".join(f"{k}={v}" for k, v in info["architecture"].items())
+    print(f"read {src} ({info['layout']} names, weights under {info['param_key'] or 'the top level'!r})")
+    print(f"architecture: EDVR({arch}, center_frame_idx={model.center})")
+    print(summary(variables["params"]))
+    print(f"wrote {dst} ({count_params(variables['params']):,} parameters); "
+          f"load it with edvr_jax.load_model({str(dst)!r})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (FileNotFoundError, FileExistsError, CheckpointError, ConversionError) as e:
+        print(f"edvr-convert: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
