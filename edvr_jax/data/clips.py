@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -212,7 +213,8 @@ def decode_frame(data: bytes, name: str = "<bytes>") -> np.ndarray:
     try:
         img = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", str(e)).strip()
+        msg = msg.splitlines()[0] if msg else type(e).__name__
         raise DatasetError(f"frame {name} is not a readable image (corrupt or truncated?): "
                            f"{msg}") from None
     return img.numpy()
@@ -281,19 +283,31 @@ def read_window(clip: Clip, lq_indices: Sequence[int], gt_index: int
 
 
 def frame_header(ref: str, source: Any = None) -> tuple[int, int, str]:
-    """(height, width, PIL mode) of one frame from its header only; DatasetError if unreadable."""
+    """(height, width, PIL mode) of one frame from its first 64 KB; DatasetError if unreadable."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
+    def parse(data: bytes):
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return im.height, im.width, im.mode
+        except UnidentifiedImageError:
+            raise DatasetError(f"frame {ref} is not a readable image: no PNG/JPEG/BMP header "
+                               f"found, or the file is truncated ({len(data)} bytes)") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DatasetError(f"frame {ref} is not a readable image: {e}") from None
+
     try:
         if source is not None:
-            fobj = io.BytesIO(source.read_bytes(ref))
-        else:
-            fobj = tf.io.gfile.GFile(ref, "rb")
-        with fobj, Image.open(fobj) as im:
-            return im.height, im.width, im.mode
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            tf.errors.OpError) as e:
-        raise DatasetError(f"frame {ref} is not a readable image: {type(e).__name__}: "
-                           f"{e}") from None
+            return parse(source.read_bytes(ref))
+        with tf.io.gfile.GFile(ref, "rb") as f:
+            head = f.read(65536)
+            try:
+                return parse(head)
+            except DatasetError:
+                if len(head) < 65536:
+                    raise
+                return parse(head + f.read())  # e.g. a JPEG with a large EXIF block
+    except (tf.errors.OpError, OSError) as e:
+        raise DatasetError(f"cannot read frame {ref}: {type(e).__name__}: {e}") from None

@@ -125,14 +125,20 @@ def _clip_dirs(root: str, kind: str) -> tuple[dict[str, str], dict]:
 
 
 def _layout(lq_facts: dict, gt_facts: dict, task: str, have_val: bool) -> str:
+    """'official', 'regrouped' or 'mixed', with the folders used.
+
+    Regrouped = val clips 240-269 inside train_* (BasicSR's regroup script), or a bicubic
+    folder without the X4 level (BasicSR's configs); official = neither. Mixed = the LQ and
+    GT folders disagree about where the val clips are.
+    """
     bicubic = TASKS[task][0].endswith("bicubic")
-    regrouped = lq_facts["regrouped"] or gt_facts["regrouped"]
-    if regrouped and lq_facts["regrouped"] == gt_facts["regrouped"] and not lq_facts["x4"]:
-        name = "regrouped"
-    elif not regrouped and (lq_facts["x4"] or not bicubic):
-        name = "official"
-    else:
+    split_val = {f["regrouped"] for f in (lq_facts, gt_facts) if f["regrouped"] or f["val_folder"]}
+    if len(split_val) > 1:
         name = "mixed"
+    elif lq_facts["regrouped"] or gt_facts["regrouped"] or (bicubic and not lq_facts["x4"]):
+        name = "regrouped"
+    else:
+        name = "official"
     details = [f"LQ {lq_facts['folder']}", f"GT {gt_facts['folder']}"]
     if not have_val:
         details.append("val clips 240-269 not found")
