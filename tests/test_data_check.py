@@ -96,3 +96,16 @@ def test_demo_and_preview_commands(tmp_path, capsys):
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["samples"] == 9 and stats["samples_per_s"] > 0
     assert "sample 2: clip 00" in out
+
+
+def test_check_vimeo_finds_missing_listed_frames(tmp_path, capsys):
+    from edvr_jax.data.testing import make_vimeo_tree
+
+    root = make_vimeo_tree(str(tmp_path))
+    os.remove(os.path.join(root, "vimeo_septuplet_matlabLRx4/sequences/00001/0002/im7.png"))
+    code, out = run(capsys, "check", "--dataset", "vimeo90k", "--root", root, "--split", "train")
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "cannot read frame" in errors[0]
+    assert "00001/0002/im7.png" in errors[0]
+    assert "checked 3 clips, 24 frame files" in out  # 7 LQ + the im4 GT per septuplet

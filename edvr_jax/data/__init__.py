@@ -26,8 +26,11 @@ at any step reproduces the batches exactly, and each process builds only its own
 Errors about the data raise `DatasetError` (a ValueError) with a one-line message naming the
 folder, clip or frame. `python -m edvr_jax.data check ...` scans a dataset up front;
 `python -m edvr_jax.data preview ...` shows what the model will see and the throughput.
+`edvr_jax.data.testing` writes tiny trees in the real layouts (with frames that encode their
+clip, index and pixel position) for tests anywhere in the project.
 """
 
+from edvr_jax.data.check import CheckReport, check_clipset
 from edvr_jax.data.clips import (
     Clip,
     ClipSet,
@@ -51,8 +54,9 @@ from edvr_jax.data.reds import PARTITIONS, TASKS, read_reds
 hide_accelerators_from_tf()
 
 __all__ = [
-    "DATASETS", "PARTITIONS", "TASKS", "Clip", "ClipSet", "DatasetError", "apply_choice",
-    "crop_origin", "demo_clipset", "get_clipset", "hide_accelerators_from_tf",
-    "imresize_bicubic", "make_demo_clips", "make_train_dataset", "read_clip", "read_folder",
-    "read_frames", "read_reds", "read_vid4", "read_vimeo90k", "read_window", "sample_choice",
+    "DATASETS", "PARTITIONS", "TASKS", "CheckReport", "Clip", "ClipSet", "DatasetError",
+    "apply_choice", "check_clipset", "crop_origin", "demo_clipset", "get_clipset",
+    "hide_accelerators_from_tf", "imresize_bicubic", "make_demo_clips", "make_train_dataset",
+    "read_clip", "read_folder", "read_frames", "read_reds", "read_vid4", "read_vimeo90k",
+    "read_window", "sample_choice",
 ]

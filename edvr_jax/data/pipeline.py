@@ -23,6 +23,13 @@ that function, reads and decodes in parallel (deterministic order) and batches, 
 at `start_step` gives exactly the batches an uninterrupted run sees from that step, and
 process `p` of `P` builds only slots `[p*b, (p+1)*b)` with `b = global_batch_size // P`.
 
+Errors: configuration mistakes, and the first LQ/GT frame headers of up to `validate_clips`
+clips, are checked when the dataset is made (DatasetError). Problems met later while reading
+(a frame of another size inside a clip, a GT frame that is not scale x LQ, an empty or
+non-PNG `.png` file) stop iteration with `tf.errors.InvalidArgumentError` whose message names
+the frame. A PNG damaged after its header fails inside TensorFlow's decoder, whose message
+does not name the file: `python -m edvr_jax.data check --decode` finds every such frame.
+
 Differences from BasicSR, on purpose: samples are drawn i.i.d. (BasicSR permutes its key
 list each epoch, enlarged 200x), and Vimeo-90K `random_reverse` reverses per sample (BasicSR
 reverses its shared neighbour list in place, which persists across samples).
