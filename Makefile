@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_dcn.py
+	$(PY) benchmarks/bench_input.py
 
 clean:
 	rm -rf $(VENV) .jax_cache

@@ -1,0 +1,90 @@
+"""Training checkpoints in a workdir, with orbax.
+
+    workdir/
+      config.json          the run's configuration (written once)
+      model.json           the architecture (edvr_jax.convert.api.architecture_of)
+      checkpoints/<step>/  orbax CheckpointManager steps: the whole TrainState
+      export/              the final model, as written by edvr_jax.convert.api.save_model
+
+Saves are asynchronous and atomic: orbax writes into a temporary folder and renames it
+when complete, so a process killed during a save leaves the previous step as the latest
+and the temporary folder is cleaned up at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from edvr_jax.convert.loader import ConversionError
+
+MODEL_JSON = "model.json"
+
+
+def make_manager(workdir: str | pathlib.Path, keep: int = 3) -> ocp.CheckpointManager:
+    directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(directory, options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, *, force: bool = False) -> bool:
+    return manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=force)
+
+
+def restore(manager: ocp.CheckpointManager, abstract_state: Any, step: int | None = None) -> Any:
+    """The TrainState at ``step`` (default: the latest complete one), shaped like ``abstract_state``."""
+    step = manager.latest_step() if step is None else step
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))
+    return restored["state"]
+
+
+def write_run_files(workdir: pathlib.Path, config_json: str, model_arch: dict) -> None:
+    if jax.process_index() != 0:
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config_json)
+    (workdir / MODEL_JSON).write_text(json.dumps(model_arch, indent=2))
+
+
+def load_workdir_model(workdir: str | pathlib.Path, *, param_key: str | None = None, **overrides):
+    """(model, variables) from a training workdir.
+
+    ``param_key=None`` takes the final export when the run finished, else the latest
+    checkpoint's EMA parameters when the run keeps an EMA, else its parameters;
+    ``'params'`` / ``'params_ema'`` pick from the latest checkpoint explicitly.
+    """
+    from edvr_jax.convert.api import MODEL_FILE, load_saved_model, model_from_architecture
+    from edvr_jax.convert.loader import abstract_params
+
+    workdir = pathlib.Path(workdir).absolute()
+    if param_key is None and (workdir / "export" / MODEL_FILE).exists():
+        return load_saved_model(workdir / "export", **overrides)
+    arch_file = workdir / MODEL_JSON
+    if not arch_file.exists():
+        raise ConversionError(f"{workdir}: neither an edvr_jax model directory ({MODEL_FILE}) nor a "
+                              f"training workdir ({MODEL_JSON}, checkpoints/)")
+    model = model_from_architecture(json.loads(arch_file.read_text()), **overrides)
+    manager = ocp.CheckpointManager(workdir / "checkpoints",
+                                    options=ocp.CheckpointManagerOptions(read_only=True))
+    step = manager.latest_step()
+    if step is None:
+        raise ConversionError(f"{workdir}/checkpoints holds no complete checkpoint yet")
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    if param_key not in (None, "params", "params_ema"):
+        raise ConversionError(f"param_key must be params or params_ema, got {param_key!r}")
+    want_ema = param_key == "params_ema" or (param_key is None and state.get("ema_params") is not None)
+    params = state.get("ema_params") if want_ema else state["params"]
+    if params is None:
+        raise ConversionError(f"{workdir}: the run keeps no EMA parameters (train.ema_decay = 0)")
+    # Orbax restores plain containers; check the tree against the architecture.
+    expected = jax.tree_util.tree_structure(abstract_params(model))
+    if jax.tree_util.tree_structure(params) != expected:
+        raise ConversionError(f"{workdir}: checkpoint {step} does not match {MODEL_JSON}")
+    return model, {"params": params}

@@ -1,0 +1,89 @@
+"""The configuration every recipe starts from (ml_collections), grouped data/model/train/eval.
+
+Each ``configs/*.py`` calls ``base_config()`` and overrides what its recipe changes; any
+field can be overridden on the command line (``--config.train.num_steps=1000``).
+Durations are in steps (BasicSR "iterations"); ``train.batch_size`` is global (all
+devices of all hosts), e.g. 32 for BasicSR's 8 GPUs x 4.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+
+    c.data = ml_collections.ConfigDict()
+    c.data.dataset = "reds"  # reds | vimeo90k | folder | demo | tfds
+    c.data.root = "datasets/REDS"
+    c.data.task = "sr"  # sr | srblur | deblur | deblurcomp (REDS)
+    c.data.partition = "REDS4"  # REDS4 | REDSofficial: held out of training, used for validation
+    c.data.lq_root = ""  # folder dataset: LQ tree (GT tree is data.root)
+    c.data.scale = 4  # folder dataset: LQ -> GT scale
+    c.data.gt_size = 256  # GT crop; LQ crop is gt_size // scale
+    c.data.interval_list = [1]
+    c.data.random_reverse = False
+    c.data.use_hflip = True
+    c.data.use_rot = True  # vertical flip + transpose, as BasicSR's `augment`
+    c.data.demo_clips = 8  # demo dataset: number of generated clips
+    c.data.demo_frames = 30
+    c.data.demo_size = 256  # demo GT frame size (square)
+
+    # BasicSR's EDVR arguments (num_out_ch is accepted and, as in BasicSR, unused).
+    c.model = ml_collections.ConfigDict()
+    c.model.num_in_ch = 3
+    c.model.num_out_ch = 3
+    c.model.num_feat = 64
+    c.model.num_frame = 5
+    c.model.deformable_groups = 8
+    c.model.num_extract_block = 5
+    c.model.num_reconstruct_block = 10
+    c.model.center_frame_idx = -1  # -1: num_frame // 2 (BasicSR's None)
+    c.model.hr_in = False
+    c.model.with_predeblur = False
+    c.model.with_tsa = True
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = 600_000
+    c.train.batch_size = 32  # global
+    c.train.seed = 10  # BasicSR manual_seed
+    c.train.lr = 4e-4
+    c.train.b1 = 0.9
+    c.train.b2 = 0.99
+    c.train.weight_decay = 0.0
+    c.train.periods = [150_000, 150_000, 150_000, 150_000]
+    c.train.restart_weights = [1.0, 1.0, 1.0, 1.0]
+    c.train.eta_min = 1e-7
+    c.train.loss_reduction = "sum"  # BasicSR: CharbonnierLoss(reduction='sum')
+    c.train.loss_eps = 1e-12
+    c.train.grad_clip_norm = 0.0  # 0: no clipping
+    c.train.ema_decay = 0.0  # 0: no EMA; BasicSR's M configs use 0.999
+    c.train.dcn_lr_mul = 1.0
+    c.train.tsa_iter = 0  # BasicSR tsa_iter; 0: no TSA-only phase
+    c.train.frozen = []  # regexes over BasicSR parameter names that never train
+    c.train.init_from = ""  # .pth or edvr_jax checkpoint to start from (non-strict)
+    c.train.init_param_key = ""  # params | params_ema ('' = default)
+    c.train.compute_dtype = "float32"  # bfloat16 on TPU/GPU for speed
+    c.train.checkpoint_every = 5_000
+    c.train.keep_checkpoints = 3
+    c.train.log_every = 100
+    c.train.progress = True
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every = 5_000  # 0: no periodic validation
+    c.eval.padding = "reflection_circle"  # temporal padding at clip borders (BasicSR)
+    c.eval.max_clips = 0  # 0: all held-out clips
+    c.eval.max_frames = 0  # 0: every frame of each clip
+    c.eval.batch_size = 4
+    c.eval.test_y_channel = False
+    c.eval.crop_border = 0
+    return c
+
+
+def model_kwargs(config: ml_collections.ConfigDict) -> dict:
+    """EDVR constructor arguments from ``config.model``."""
+    kw = dict(config.model)
+    if kw.get("center_frame_idx", -1) in (-1, None):
+        kw["center_frame_idx"] = None
+    return kw

@@ -1,0 +1,278 @@
+"""``train_and_evaluate(config, workdir)``: the training run, resumable from its workdir.
+
+A chain of short functions in the style of the flax examples: build the model, the
+data and the optimizer, restore or initialise the state, then loop over steps with a
+jitted data-parallel step, periodic logging, checkpoints and validation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from edvr_jax.models import EDVR, warn_large_offsets
+from edvr_jax.train import checkpoints, faults
+from edvr_jax.train.config import model_kwargs
+from edvr_jax.train.optim import make_optimizer
+from edvr_jax.train.schedule import cosine_restart_schedule
+from edvr_jax.train.state import TrainState
+from edvr_jax.train.step import compile_train_step, global_batch, make_mesh, replicated
+
+log = logging.getLogger("edvr_jax.train")
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot continue (divergence, bad configuration); the message says why."""
+
+
+class Preempted(Exception):
+    """SIGTERM (or a preemption notice) arrived; a checkpoint was written."""
+
+    def __init__(self, step: int):
+        super().__init__(f"stopped by SIGTERM at step {step}; checkpoint {step} saved, "
+                         "run the same command to resume")
+        self.step = step
+
+
+def create_model(config: ml_collections.ConfigDict) -> EDVR:
+    dtype = {"float32": None, "bfloat16": jnp.bfloat16}.get(config.train.compute_dtype, "bad")
+    if dtype == "bad":
+        raise TrainingError(f"train.compute_dtype must be float32 or bfloat16, got "
+                            f"{config.train.compute_dtype!r}")
+    return EDVR(**model_kwargs(config), dtype=dtype)
+
+
+def create_clipsets(config: ml_collections.ConfigDict):
+    """(training clips, validation clips) for ``config.data``."""
+    from edvr_jax import data
+
+    d = config.data
+    common = dict(task=d.task, partition=d.partition, num_frame=config.model.num_frame)
+    if d.dataset == "demo":
+        demo = dict(num_clips=d.demo_clips, num_frames=d.demo_frames, gt_size=(d.demo_size, d.demo_size))
+        root = d.root or None
+        return (data.demo_clipset(root, split="train", **demo), data.demo_clipset(root, split="val", **demo))
+    if d.dataset == "folder":
+        folder = dict(gt_root=d.root, lq_root=d.lq_root, scale=d.scale)
+        return data.get_clipset("folder", None, **folder), None
+    train = data.get_clipset(d.dataset, d.root, split="train", **common)
+    try:
+        val = data.get_clipset(d.dataset, d.root, split="val", **common)
+    except data.DatasetError as e:
+        log.warning("no validation clips (%s); periodic validation is off", e)
+        val = None
+    return train, val
+
+
+def create_optimizer(config: ml_collections.ConfigDict, params: Any):
+    t = config.train
+    schedule = cosine_restart_schedule(t.lr, list(t.periods), list(t.restart_weights), t.eta_min)
+    tx = make_optimizer(params, schedule, b1=t.b1, b2=t.b2, weight_decay=t.weight_decay,
+                        dcn_lr_mul=t.dcn_lr_mul, tsa_iter=t.tsa_iter,
+                        grad_clip_norm=t.grad_clip_norm or None, frozen=list(t.frozen))
+    return tx, schedule
+
+
+def initial_params(config: ml_collections.ConfigDict, model: EDVR, mesh) -> tuple[Any, dict]:
+    """Fresh parameters (BasicSR's initialisation), optionally overlaid from ``train.init_from``."""
+    m = model.size_multiple
+    x = jnp.zeros((1, model.num_frame, m, m, model.num_in_ch))
+    key = jax.random.fold_in(jax.random.key(config.train.seed), 0)
+    params = jax.jit(lambda k: model.init(k, x)["params"], out_shardings=replicated(mesh))(key)
+    report: dict = {}
+    if config.train.init_from:
+        params, report = overlay_checkpoint(config, model, params)
+    return params, report
+
+
+def overlay_checkpoint(config, model, params):
+    """Non-strict load (BasicSR ``strict_load_g: false``): matching tensors replace the fresh ones."""
+    from edvr_jax.convert import keymap
+    from edvr_jax.convert.api import load_model
+    from edvr_jax.convert.loader import merge_params, state_dict_to_params
+
+    _, variables = load_model(config.train.init_from, param_key=config.train.init_param_key or None)
+    sd = keymap.params_to_state_dict(variables["params"])
+    loaded, keys, problems = state_dict_to_params(sd, model, strict=False, source=config.train.init_from)
+    merged = merge_params(loaded, jax.device_get(params))
+    for p in problems:
+        log.warning("init_from %s: %s (kept the fresh initialisation)", config.train.init_from, p)
+    log.info("init_from %s: loaded %d tensors, skipped %d", config.train.init_from, len(keys), len(problems))
+    return jax.tree_util.tree_map(jnp.asarray, merged), {"loaded": keys, "skipped": problems}
+
+
+def create_state(config, model, mesh, manager):
+    """The TrainState: restored from the latest checkpoint, or freshly initialised.
+
+    Returns (state, tx, schedule, init_report, start_step). On resume nothing is
+    initialised: the restore target is built abstractly with ``jax.eval_shape``.
+    """
+    use_ema = config.train.ema_decay > 0
+    start = manager.latest_step()
+    if start is None:
+        params, report = initial_params(config, model, mesh)
+        tx, schedule = create_optimizer(config, params)
+        return TrainState.create(params, tx, use_ema), tx, schedule, report, 0
+    m = model.size_multiple
+    x = jax.ShapeDtypeStruct((1, model.num_frame, m, m, model.num_in_ch), jnp.float32)
+    abstract_params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape)))["params"]
+    tx, schedule = create_optimizer(config, abstract_params)
+    abstract = jax.eval_shape(lambda: TrainState.create(
+        jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), abstract_params), tx, use_ema))
+    rep = replicated(mesh)
+    abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
+    state = checkpoints.restore(manager, abstract, start)
+    log.info("resumed from %s at step %d", manager.directory, start)
+    return state, tx, schedule, {"resumed": True}, int(start)
+
+
+def create_train_iterator(config, clips, start_step: int):
+    from edvr_jax import data
+
+    d, t = config.data, config.train
+    ds = data.make_train_dataset(
+        clips, num_frame=config.model.num_frame, gt_size=d.gt_size, scale=clips.scale,
+        interval_list=tuple(d.interval_list), random_reverse=d.random_reverse,
+        use_hflip=d.use_hflip, use_rot=d.use_rot, seed=t.seed, start_step=start_step,
+        global_batch_size=t.batch_size, process_index=jax.process_index(),
+        process_count=jax.process_count())
+    return ds.as_numpy_iterator()
+
+
+def _check_batch_size(config, mesh) -> None:
+    n = mesh.devices.size
+    if config.train.batch_size % n:
+        raise TrainingError(f"train.batch_size={config.train.batch_size} must be a multiple of the "
+                            f"{n} devices (each device takes an equal slice)")
+
+
+class _SigtermFlag:
+    """Remembers a SIGTERM instead of dying, so the loop can checkpoint first."""
+
+    def __init__(self):
+        self.raised = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Trains (or resumes) in ``workdir``; returns the last logged metrics and validation."""
+    from edvr_jax.convert.api import architecture_of, save_model
+    from edvr_jax.train.reporting import Reporter
+
+    workdir = pathlib.Path(workdir).absolute()
+    mesh = make_mesh()
+    _check_batch_size(config, mesh)
+    model = create_model(config)
+    train_clips, val_clips = create_clipsets(config)
+    if train_clips.scale != model.scale:
+        raise TrainingError(f"the data has scale {train_clips.scale} but the model outputs "
+                            f"x{model.scale} (hr_in={model.hr_in}); check data.task / model.hr_in")
+    checkpoints.write_run_files(workdir, config.to_json_best_effort(indent=2),
+                                architecture_of(model.clone(dtype=None)))
+    manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
+
+    state, tx, schedule, init_report, start = create_state(config, model, mesh, manager)
+    step_fn = compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+                                 loss_reduction=config.train.loss_reduction,
+                                 loss_eps=config.train.loss_eps,
+                                 ema_decay=config.train.ema_decay or None)
+    reporter = Reporter(config, workdir, start=start, total=config.train.num_steps)
+    batches = create_train_iterator(config, train_clips, start)
+    summary: dict[str, Any] = {"init": init_report, "resumed_from": start}
+    last_saved = start
+    t = config.train
+    with _SigtermFlag() as sigterm:
+        for step in range(start, t.num_steps):
+            local = next(batches)
+            state, metrics = step_fn(state, global_batch(local, mesh))
+            done = step + 1
+            faults.maybe_kill("step", done)
+            reporter.step(done, metrics)
+            if done % t.log_every == 0 or done == t.num_steps:
+                logged = reporter.log(done)
+                _check_finite(state, manager, last_saved)
+                warn_large_offsets({k[7:]: v for k, v in logged.items() if k.startswith("offset/")})
+                summary["train"] = logged
+            if config.eval.every and val_clips is not None and done % config.eval.every == 0:
+                summary["val"] = validate(config, model, state, val_clips, mesh, reporter, done)
+            preempted = sigterm.raised or manager.reached_preemption(done)
+            if done % t.checkpoint_every == 0 or done == t.num_steps or preempted:
+                _check_finite(state, manager, last_saved)
+                checkpoints.save(manager, done, state, force=True)
+                faults.maybe_kill("save", done)
+                last_saved = done
+            if preempted:
+                manager.wait_until_finished()
+                reporter.close()
+                raise Preempted(done)
+    manager.wait_until_finished()
+    final = state.ema_params if state.ema_params is not None else state.params
+    if jax.process_index() == 0:
+        save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final),
+                   overwrite=True, extra={"step": int(state.step), "param_key":
+                                          "params_ema" if state.ema_params is not None else "params"})
+    if config.eval.every and val_clips is not None and "val" not in summary:
+        summary["val"] = validate(config, model, state, val_clips, mesh, reporter, int(state.step))
+    reporter.close()
+    summary["step"] = int(state.step)
+    (workdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    return summary
+
+
+def _check_finite(state: TrainState, manager, last_saved: int) -> None:
+    bad = int(jax.device_get(state.first_nonfinite_step))
+    if bad >= 0:
+        manager.wait_until_finished()
+        raise TrainingError(
+            f"loss or gradient became NaN/inf at step {bad + 1}; stopped without saving. "
+            f"The last good checkpoint is step {manager.latest_step() or last_saved} "
+            "(lower train.lr or train.dcn_lr_mul, or set train.grad_clip_norm)")
+
+
+def validate(config, model, state, clips, mesh, reporter, step: int) -> dict:
+    """PSNR/SSIM on the held-out clips with BasicSR's protocol (uint8 rounding, padding)."""
+    from edvr_jax.evaluate.evaluation import evaluate_clipset
+
+    params = state.ema_params if state.ema_params is not None else state.params
+    e = config.eval
+    t0 = time.perf_counter()
+    faults.maybe_kill("validation", step)
+    result = evaluate_clipset(
+        model.clone(dtype=None), {"params": params}, clips, padding=e.padding,
+        test_y_channel=e.test_y_channel, crop_border=e.crop_border, batch_size=e.batch_size,
+        mesh=mesh, progress=False, max_clips=e.max_clips or None, max_frames=e.max_frames or None)
+    reporter.validation(step, result, time.perf_counter() - t0)
+    return result["mean"]
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic | jax.Array):
+        return np.asarray(x).item()
+    return x
