@@ -1,0 +1,339 @@
+"""Jitted evaluation of an EDVR on a ClipSet with BasicSR's video test protocol.
+
+Protocol (BasicSR ``VideoTestDataset`` + ``VideoBaseModel.dist_validation``):
+
+* every frame of every clip is a target (border frames included); a clip with a fixed
+  ``center`` (Vimeo-90K-T) has only that frame (im4) as target;
+* the input of target ``c`` is the window ``generate_frame_indices(c, N, num_frame,
+  padding)`` of LQ frames (float32 ``uint8 / 255``, RGB);
+* the output is clamped, scaled to 255 and rounded to uint8 (``tensor2img``) and scored
+  against the uint8 GT frame: PSNR and SSIM (``edvr_jax.evaluate.metrics``, float32
+  within 1e-5 dB / 5e-7 of BasicSR's float64), on RGB and/or BT.601 Y, after removing
+  ``crop_border`` pixels;
+* per-frame values are averaged per clip, then the clip means are averaged.
+
+Beyond BasicSR: frames of any size are padded (bottom/right reflection) to the model's
+``size_multiple`` and the output cropped back, where BasicSR asserts; a two-stage model
+(``TwoStageEDVR``) runs stage 1 over the frames its stage-2 windows need, rounds those
+outputs to uint8 (the 2019 pipeline read them back from PNG files) and runs stage 2 with
+the same temporal padding.
+
+Execution: windows of one frame size go through the model in batches of a fixed size
+(the last batch padded), so there is one compilation per frame size; with several
+devices the batch is sharded over a 1-D ``'data'`` mesh. Frames are read on a background
+thread, one window ahead; the LQ frames of a clip are held only as long as some window
+needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import jax
+import numpy as np
+
+from edvr_jax.data import Clip, ClipSet, read_frames
+from edvr_jax.evaluate.frame_index import generate_frame_indices
+from edvr_jax.evaluate.inference import Restorer
+from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch
+from edvr_jax.evaluate.windows import SlidingWindows
+from edvr_jax.models import OFFSET_WARNING_THRESHOLD, TwoStageEDVR, warn_large_offsets
+
+__all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(ValueError):
+    """A user-facing problem (data that does not fit the model, ...); the message says which."""
+
+
+def metric_names(test_y_channel: bool, report_rgb_and_y: bool = True) -> tuple[str, ...]:
+    """Result keys: ``psnr``/``ssim`` are RGB, ``psnr_y``/``ssim_y`` BT.601 Y."""
+    names = ()
+    if not test_y_channel or report_rgb_and_y:
+        names += ("psnr", "ssim")
+    if test_y_channel:
+        names += ("psnr_y", "ssim_y")
+    return names
+
+
+@partial(jax.jit, static_argnames=("crop_border", "names"))
+def _score(out, gt, *, crop_border: int, names: tuple[str, ...]):
+    fns = {"psnr": psnr_batch, "ssim": ssim_batch}
+    return {n: fns[n.split("_")[0]](out, gt, crop_border=crop_border,
+                                    test_y_channel=n.endswith("_y")) for n in names}
+
+
+@dataclasses.dataclass
+class _Item:
+    clip: str
+    index: int
+    window: np.ndarray  # (T, h, w, 3) float32
+    gt_path: str
+    source: Any
+    name: str  # output file stem
+
+
+def _read_one(path: str, source: Any) -> np.ndarray:
+    return read_frames([path], source)[0]
+
+
+def _prefetched(fn, args: list, pool: ThreadPoolExecutor, ahead: int = 4) -> Iterator[Any]:
+    """``fn(*a) for a in args`` computed on ``pool``, at most ``ahead`` in flight, in order."""
+    futures = []
+    for a in args:
+        futures.append(pool.submit(fn, *a) if a is not None else None)
+        if len(futures) > ahead:
+            f = futures.pop(0)
+            yield f.result() if f is not None else None
+    for f in futures:
+        yield f.result() if f is not None else None
+
+
+def _targets(clip: Clip) -> list[int]:
+    return [clip.center] if clip.center is not None else list(range(clip.num_frames))
+
+
+def _needed(targets: list[int], n: int, num_frame: int, padding: str, clip: str) -> list[int]:
+    try:
+        return sorted({i for c in targets
+                       for i in generate_frame_indices(c, n, num_frame, padding)})
+    except ValueError as e:
+        raise EvaluationError(f"clip {clip}: {e}") from None
+
+
+def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: ThreadPoolExecutor
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+    """(target, window) for the last stage, in target order; earlier stages run here."""
+    n = clip.num_frames
+    targets = [_targets(clip)]
+    for r in reversed(stages[1:]):  # frames each earlier stage must produce
+        targets.insert(0, _needed(targets[0], n, r.model.num_frame, padding, clip.name))
+    lq_needed = set(_needed(targets[0], n, stages[0].model.num_frame, padding, clip.name))
+    frames = _prefetched(_read_one, [(p, clip.source) if i in lq_needed else None
+                                     for i, p in enumerate(clip.lq_paths)], pool)
+
+    def windows(stream, k):
+        sw = SlidingWindows(stages[k].model.num_frame, padding, total=n, targets=targets[k])
+        first = None
+        for i, frame in enumerate(stream):
+            if frame is not None:
+                if first is None:
+                    first = frame.shape
+                elif frame.shape != first:
+                    raise EvaluationError(f"clip {clip.name}: frame {clip.lq_paths[i]} is "
+                                          f"{frame.shape[0]}x{frame.shape[1]}, earlier frames "
+                                          f"{first[0]}x{first[1]}")
+            for c, _, fr in sw.push(frame):
+                yield c, np.stack(fr)
+        for c, _, fr in sw.finish():
+            yield c, np.stack(fr)
+
+    def run_stage(stream, k):  # all n frame slots of stage k's output (None where unused)
+        restorer, pending, nxt = stages[k], [], 0
+        for c, w in [*stream, (None, None)]:
+            if c is not None:
+                pending.append((c, w))
+            if pending and (c is None or len(pending) == restorer.batch_size):
+                outs = restorer(np.stack([x for _, x in pending]))
+                for (ci, _), o in zip(pending, outs, strict=True):
+                    yield from (None for _ in range(nxt, ci))
+                    yield o.astype(np.float32) / np.float32(255.0)
+                    nxt = ci + 1
+                pending = []
+        yield from (None for _ in range(nxt, n))
+
+    stream = windows(frames, 0)
+    for k in range(len(stages) - 1):
+        stream = windows(run_stage(stream, k), k + 1)
+    return stream
+
+
+def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threading.Event
+             ) -> Iterator[tuple[np.ndarray, list[_Item]]]:
+    """Lists of items of one window shape, at most ``batch_size`` long, in clip order."""
+    size = stages[-1].batch_size
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        cur: list[_Item] = []
+        for clip in clipset.clips:
+            for c, window in _clip_windows(clip, stages, padding, pool):
+                if stop.is_set():
+                    return
+                if cur and (len(cur) == size or window.shape != cur[0].window.shape):
+                    yield cur
+                    cur = []
+                name = os.path.splitext(os.path.basename(str(clip.lq_paths[c])))[0]
+                cur.append(_Item(clip.name, c, window, clip.gt_paths[c], clip.source, name))
+        if cur:
+            yield cur
+
+
+def _producer(clipset, stages, padding, scale, out_queue, stop):
+    """Background thread: complete batches (lq, gt uint8, items), or an exception."""
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for items in _batches(clipset, stages, padding, stop):
+                gts = list(pool.map(lambda it: _read_one(it.gt_path, it.source), items))
+                t, h, w, _ = items[0].window.shape
+                for it, g in zip(items, gts, strict=True):
+                    if g.shape != (scale * h, scale * w, 3):
+                        raise EvaluationError(
+                            f"GT frame {it.gt_path} is {g.shape[0]}x{g.shape[1]}, but the x{scale} "
+                            f"model restores its {h}x{w} LQ frames to {scale * h}x{scale * w}")
+                lq = np.stack([it.window for it in items])
+                gt = np.rint(np.stack(gts) * np.float32(255.0)).astype(np.uint8)
+                while not stop.is_set():
+                    try:
+                        out_queue.put((lq, gt, items), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer
+        out_queue.put(e)
+    out_queue.put(None)
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
+                     test_y_channel: bool = False, crop_border: int = 0, batch_size: int = 4,
+                     mesh: Any = "auto", save_dir: str | None = None, progress: bool = True,
+                     report_rgb_and_y: bool = True) -> dict[str, Any]:
+    """Scores ``model`` on every target frame of ``clipset`` (see the module docstring).
+
+    Args:
+      model, variables: an ``EDVR`` or ``TwoStageEDVR`` and its variables.
+      clipset: from ``edvr_jax.data.get_clipset``; its scale must be the model's.
+      padding: temporal border padding (``generate_frame_indices`` mode), for every stage.
+      test_y_channel: score BT.601 Y (``psnr_y``/``ssim_y``); ``report_rgb_and_y`` keeps
+        the RGB numbers (``psnr``/``ssim``) as well.
+      crop_border: pixels removed from every edge before scoring.
+      batch_size: windows per device call (rounded up to a multiple of the device count).
+      mesh: ``"auto"`` shards over all local devices when there are several; ``None``
+        runs on the default device; or a 1-D ``('data',)`` Mesh.
+      save_dir: if set, restored frames are written as ``save_dir/<clip>/<frame>.png``.
+      progress: show a tqdm bar (frames/s, ETA).
+
+    Returns ``{"settings", "clips": {name: {metric: clip mean, "num_frames", "frames":
+    [{"index", metric...}]}}, "mean": {metric: mean over clips}, "timing": {"frames",
+    "seconds", "frames_per_second", "compilations"}, "offsets": {dcn: max mean |offset|},
+    "warnings": [...]}``.
+    """
+    if clipset.scale != model.scale:
+        raise EvaluationError(
+            f"the model restores x{model.scale} ({'hr_in, ' if model.scale == 1 else ''}"
+            f"output {model.scale}x the input size) but {clipset.dataset} "
+            f"{clipset.task or ''} data is x{clipset.scale} (GT {clipset.scale}x the LQ size)")
+    if not clipset.clips:
+        raise EvaluationError(f"{clipset.dataset}: no clips to evaluate under {clipset.root}")
+    parts = [model.stage1, model.stage2] if isinstance(model, TwoStageEDVR) else [model]
+    params = variables["params"]
+    part_vars = ([{"params": params["stage1"]}, {"params": params["stage2"]}]
+                 if isinstance(model, TwoStageEDVR) else [variables])
+    stages = [Restorer(m, v, batch_size=batch_size, mesh=mesh, quantize=True)
+              for m, v in zip(parts, part_vars, strict=True)]
+    final = stages[-1]
+    names = metric_names(test_y_channel, report_rgb_and_y)
+    per_frame: dict[str, list[dict[str, float]]] = {c.name: [] for c in clipset.clips}
+    clip_offsets: dict[str, dict[str, float]] = {}
+    total = sum(len(_targets(c)) for c in clipset.clips)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True,
+               desc=f"{clipset.dataset}")
+    stop, q = threading.Event(), queue.Queue(maxsize=2)
+    thread = threading.Thread(target=_producer, daemon=True,
+                              args=(clipset, stages, padding, model.scale, q, stop))
+    start = time.perf_counter()
+    thread.start()
+    pool = ThreadPoolExecutor(max_workers=4) if save_dir else None
+
+    def finish(pending):
+        out, stats, scores, items = pending
+        scores = jax.device_get(scores)
+        stats = {k: float(v) for k, v in jax.device_get(stats).items()}
+        final.record(stats)
+        if save_dir:
+            out = np.asarray(out)
+        for j, it in enumerate(items):
+            per_frame[it.clip].append({"index": it.index,
+                                       **{n: float(scores[n][j]) for n in names}})
+            mx = clip_offsets.setdefault(it.clip, {})
+            for k, v in stats.items():
+                mx[k] = max(mx.get(k, v), v)
+            if save_dir:
+                path = os.path.join(save_dir, *it.clip.split("/"), it.name + ".png")
+                pool.submit(_save_png, path, out[j])
+        bar.set_postfix_str(f"clip {items[-1].clip}", refresh=False)
+        bar.update(len(items))
+
+    pending = None
+    try:
+        while (got := q.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            lq, gt, items = got
+            out, stats = final.apply_batch(final.pad_batch(lq))
+            scores = _score(out, final.put(final.pad_batch(gt)), crop_border=crop_border,
+                            names=names)
+            if pending is not None:  # fetch the previous batch while this one runs
+                finish(pending)
+            pending = (out, stats, scores, items)
+        if pending is not None:
+            finish(pending)
+    finally:
+        stop.set()
+        bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+    seconds = time.perf_counter() - start
+
+    warnings = []
+    prefix = "stage2/" if len(stages) > 1 else ""
+    for clip, stats in clip_offsets.items():
+        warnings += warn_large_offsets({f"clip {clip}, {prefix}{k}": v for k, v in stats.items()},
+                                       OFFSET_WARNING_THRESHOLD)
+    offsets = {prefix + k: v for k, v in final.offsets.items()}
+    if len(stages) > 1:
+        first = {f"stage1/{k}": v for k, v in stages[0].offsets.items()}
+        warnings += warn_large_offsets(first, OFFSET_WARNING_THRESHOLD)
+        offsets = {**first, **offsets}
+    clips = {}
+    for clip, frames in per_frame.items():
+        frames.sort(key=lambda f: f["index"])
+        clips[clip] = {**{n: _mean([f[n] for f in frames]) for n in names},
+                       "num_frames": len(frames), "frames": frames}
+    return {
+        "settings": {"padding": padding, "test_y_channel": test_y_channel,
+                     "crop_border": crop_border, "metrics": list(names),
+                     "batch_size": final.batch_size,
+                     "devices": 1 if final.mesh is None else int(final.mesh.devices.size),
+                     "num_frame": [s.model.num_frame for s in stages]},
+        "clips": clips,
+        "mean": {n: _mean([c[n] for c in clips.values()]) for n in names},
+        "timing": {"frames": total, "seconds": seconds,
+                   "frames_per_second": total / seconds if seconds > 0 else float("nan"),
+                   "compilations": sum(len(s.shapes) for s in stages)},
+        "offsets": offsets,
+        "warnings": warnings,
+    }
+
+
+def _save_png(path: str, img: np.ndarray) -> None:
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(img).save(path)

@@ -1,0 +1,162 @@
+"""Jitted, batched, sharded and optionally tiled EDVR inference on temporal windows.
+
+:class:`Restorer` maps windows ``(n, T, h, w, 3)`` float32 RGB in [0, 1] to restored
+centre frames ``(n, s*h, s*w, 3)`` (float32 in [0, 1], or uint8 quantised like BasicSR's
+``tensor2img``). It is built for one model and used for many calls:
+
+* one compilation per input shape: every call runs in batches of a fixed size
+  (``batch_size`` rounded up to a multiple of the device count), the last batch padded
+  with copies of its last window;
+* frames of any size: windows are padded at the bottom/right by reflection to the
+  model's ``size_multiple`` (4, or 16 for ``hr_in``) and the output is cropped back
+  (BasicSR would refuse such frames);
+* several devices: the batch is sharded over a 1-D ``('data',)`` mesh of the process's
+  devices (``NamedSharding``), parameters replicated;
+* tiling (``tile``, ``tile_overlap``): see ``edvr_jax.evaluate.tiling``;
+* offset diagnostics: the model's mean |offset| per deformable convolution (a mean over
+  each batch, padding copies included) is kept as a running maximum in :attr:`offsets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from edvr_jax.evaluate.metrics import to_uint8_batch
+from edvr_jax.evaluate.tiling import tile_grid
+from edvr_jax.models import crop_output, offset_stats, pad_to_multiple
+
+__all__ = ["Restorer", "data_mesh", "pad_to_multiple_np"]
+
+
+def pad_to_multiple_np(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Host twin of ``edvr_jax.models.pad_to_multiple``: bottom/right reflection padding of
+    ``(..., H, W, C)`` to multiples of ``multiple`` (edge replication when the frame is
+    smaller than the padding); returns the array and the original ``(H, W)``."""
+    h, w = x.shape[-3], x.shape[-2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    mode = "reflect" if ph < h and pw < w else "edge"
+    pads = [(0, 0)] * (x.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
+    return np.pad(x, pads, mode=mode), (h, w)
+
+
+def data_mesh(devices: Sequence[Any] | None = None) -> Mesh | None:
+    """A 1-D ``('data',)`` mesh over ``devices`` (default: this process's devices), or
+    ``None`` when there is only one device."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    if len(devices) <= 1:
+        return None
+    return Mesh(np.array(devices), ("data",))
+
+
+class Restorer:
+    """One EDVR, ready to restore windows in fixed-size batches.
+
+    Args:
+      model, variables: an ``EDVR`` (``model.apply(variables, x)``).
+      batch_size: windows (or tiles) per device call; rounded up to the device count.
+      mesh: ``"auto"`` (all local devices when there are several), ``None`` (no
+        sharding) or a 1-D ``Mesh`` whose axis is ``'data'``.
+      tile: tile side in input pixels (``None``: whole frames); ``tile_overlap``: margin.
+      quantize: return uint8 (BasicSR's rounding) instead of float32.
+    """
+
+    def __init__(self, model, variables, *, batch_size: int = 1, mesh: Any = "auto",
+                 tile: int | None = None, tile_overlap: int = 0, quantize: bool = False):
+        self.model = model
+        self.mesh = data_mesh() if isinstance(mesh, str) and mesh == "auto" else mesh
+        ndev = 1 if self.mesh is None else self.mesh.devices.size
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        self.batch_size = -(-int(batch_size) // ndev) * ndev
+        self.tile, self.tile_overlap, self.quantize = tile, int(tile_overlap), quantize
+        if self.mesh is None:
+            self._in_sharding = None
+            self.variables = jax.device_put(variables)
+        else:
+            self._in_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
+            self.variables = jax.device_put(variables, NamedSharding(self.mesh, PartitionSpec()))
+        self._fn = jax.jit(self._apply)
+        self.offsets: dict[str, float] = {}
+        self.shapes: set[tuple[int, ...]] = set()  # input shapes compiled for
+
+    # ------------------------------------------------------------------ device side
+    def _apply(self, variables, x):
+        m = self.model
+        padded, size = pad_to_multiple(x, m.size_multiple)
+        out, state = m.apply(variables, padded, mutable=["diagnostics"])
+        out = crop_output(out, size, m.scale)
+        if self.quantize:
+            out = to_uint8_batch(out)
+        return out, offset_stats(state.get("diagnostics", {}))
+
+    def put(self, x: np.ndarray) -> jax.Array:
+        """Places a full batch ``(batch_size, ...)`` on the devices (sharded on axis 0)."""
+        if self._in_sharding is None:
+            return jax.device_put(x)
+        return jax.device_put(x, self._in_sharding)
+
+    def apply_batch(self, x: np.ndarray) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Restores exactly one batch ``(batch_size, T, h, w, 3)``. Returns device arrays
+        (not fetched, so calls pipeline): the outputs and the offset statistics, to be
+        passed to :meth:`record` once fetched."""
+        if x.shape[0] != self.batch_size:
+            raise ValueError(f"apply_batch takes {self.batch_size} windows, got {x.shape[0]}")
+        self.shapes.add(tuple(x.shape))
+        return self._fn(self.variables, self.put(np.ascontiguousarray(x, np.float32)))
+
+    def record(self, stats: dict[str, Any]) -> None:
+        """Folds one batch's offset statistics into the running maxima :attr:`offsets`."""
+        for k, v in jax.device_get(stats).items():
+            v = float(v)
+            old = self.offsets.get(k, v)
+            self.offsets[k] = max(old, v) if np.isfinite(v) and np.isfinite(old) else np.inf
+
+    # ------------------------------------------------------------------ host side
+    def pad_batch(self, items: np.ndarray) -> np.ndarray:
+        """``(n <= batch_size, ...)`` -> ``(batch_size, ...)`` repeating the last item."""
+        n = items.shape[0]
+        if n == self.batch_size:
+            return items
+        reps = np.repeat(items[-1:], self.batch_size - n, axis=0)
+        return np.concatenate([items, reps], axis=0)
+
+    def _run(self, items: np.ndarray) -> np.ndarray:
+        outs = []
+        for i in range(0, items.shape[0], self.batch_size):
+            chunk = items[i:i + self.batch_size]
+            outs.append((*self.apply_batch(self.pad_batch(chunk)), chunk.shape[0]))
+        # Dispatch everything first, then fetch: the device works while we wait.
+        result = []
+        for out, stats, n in outs:
+            result.append(np.asarray(out)[:n])
+            self.record(stats)
+        return np.concatenate(result, axis=0)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """``(n, T, h, w, 3)`` float32 windows -> ``(n, s*h, s*w, 3)`` restored frames."""
+        windows = np.asarray(windows, np.float32)
+        if windows.ndim != 5 or windows.shape[-1] != 3:
+            raise ValueError(f"Restorer expects windows (n, T, h, w, 3), got {windows.shape}")
+        if self.tile is None:
+            return self._run(windows)
+        m = self.model.size_multiple
+        padded, (h, w) = pad_to_multiple_np(windows, m)
+        grid = tile_grid(padded.shape[-3:-1], self.tile, self.tile_overlap, m)
+        tiles = grid.split(padded)  # (k, n, T, th, tw, 3)
+        k, n = tiles.shape[:2]
+        out = self._run(tiles.reshape((k * n,) + tiles.shape[2:]))
+        out = grid.stitch(out.reshape((k, n) + out.shape[1:]), self.model.scale)
+        s = self.model.scale
+        return out[:, :s * h, :s * w]
+
+    def reset_offsets(self) -> dict[str, float]:
+        """Returns the recorded offset maxima and starts a new record."""
+        stats, self.offsets = self.offsets, {}
+        return stats

@@ -1,0 +1,178 @@
+"""``edvr-restore``: restore a video file or a folder of frames with an EDVR checkpoint.
+
+    edvr-restore input.mp4 output.mp4 --checkpoint EDVR_M_x4_SR_REDS_official-32075921.pth
+    edvr-restore frames/ restored/ --checkpoint edvr_l_deblur/ --tile 128
+
+INPUT is a video file (anything FFmpeg reads, via PyAV: ``pip install 'edvr_jax[video]'``)
+or a folder of frames (sorted by name). OUTPUT is a video file when it has a video
+extension (.mp4, .mkv, .mov, ...: H.264 with the input's frame rate and timestamps, the
+audio stream copied) and otherwise a folder of PNGs (named after the input frames, or
+00000000.png ... for a video). Frames of any size work (padded to the model's multiple and
+cropped back); border frames use the protocol's temporal padding (reflection_circle for
+x4 models, replicate for hr_in deblurring models). Frames are decoded, restored and
+encoded as a stream, so memory does not grow with the video length. ``--tile`` restores
+large frames in tiles (see ``edvr_jax.evaluate.tiling`` for when tiles are exact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+
+from edvr_jax.evaluate.frame_index import PADDING_MODES
+from edvr_jax.evaluate.video_io import RestoreError, is_video_path
+
+__all__ = ["build_parser", "main", "run"]
+
+DEFAULT_OVERLAP = 32
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edvr-restore", description=__doc__.split("\n\n")[0])
+    p.add_argument("input", help="a video file or a folder of frames")
+    p.add_argument("output", help="a video file (.mp4, .mkv, .mov, ...) or a folder for PNGs")
+    p.add_argument("--checkpoint", required=True,
+                   help="a .pth (BasicSR/mmagic/2019), an edvr-convert directory or a workdir")
+    p.add_argument("--stage2", default=None, metavar="CKPT2",
+                   help="an hr_in stage-2 checkpoint run on the stage-1 outputs")
+    p.add_argument("--tile", type=int, default=None, metavar="SIZE",
+                   help="restore in tiles of SIZE x SIZE input pixels (bounds device memory)")
+    p.add_argument("--tile-overlap", "--tile_overlap", type=int, default=DEFAULT_OVERLAP,
+                   metavar="N", help=f"margin around each tile in input pixels (default "
+                                     f"{DEFAULT_OVERLAP}; exact when >= the receptive field)")
+    p.add_argument("--batch", type=int, default=1, help="windows (or tiles) per device call")
+    p.add_argument("--padding", choices=PADDING_MODES, default=None,
+                   help="temporal border padding (default: reflection_circle for x4 models, "
+                        "replicate for hr_in models)")
+    p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,
+                   help="centre frame of the model's window if not num_frame // 2")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless .. 51)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--no-progress", "--no_progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _check_output(path: str, overwrite: bool) -> str:
+    """'video' or 'folder' for OUTPUT; refuses an existing output unless ``overwrite`` (an
+    existing video is replaced when written, PNGs in an existing folder are overwritten)."""
+    ext = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path):
+        kind = "folder"
+    elif is_video_path(path):
+        kind = "video"
+    elif os.path.exists(path):
+        raise RestoreError(f"output {path} is an existing file but not a video (.mp4, .mkv, "
+                           f".mov, ...); give a video file name or a folder")
+    elif ext:
+        raise RestoreError(f"output {path}: unknown video extension {ext!r}; use .mp4, .mkv, "
+                           f".mov, ... or a folder name (no extension) for PNG frames")
+    else:
+        kind = "folder"
+    exists = os.path.isfile(path) or (os.path.isdir(path) and os.listdir(path))
+    if exists and not overwrite:
+        raise RestoreError(f"output {path} exists; pass --overwrite to replace it")
+    return kind
+
+
+def run(args: argparse.Namespace, echo=print) -> dict:
+    """Does what ``edvr-restore`` does; returns a summary (frames, seconds, notes)."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from edvr_jax.evaluate.run_eval import load
+    from edvr_jax.evaluate.stream import default_padding, make_stages, restore_stream
+    from edvr_jax.evaluate.video_io import FolderSink, VideoSink, open_source
+    from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
+
+    for what, path in (("checkpoint", args.checkpoint), ("stage-2 checkpoint", args.stage2)):
+        if path is not None and not os.path.exists(path):
+            raise RestoreError(f"{what} {path} does not exist")
+    if not os.path.exists(args.input):
+        raise RestoreError(f"input {args.input} does not exist")
+    if os.path.abspath(args.input) == os.path.abspath(args.output):
+        raise RestoreError("input and output are the same path")
+    if args.batch < 1 or (args.tile is not None and args.tile < 1) or args.tile_overlap < 0:
+        raise RestoreError("--batch and --tile must be >= 1 and --tile-overlap >= 0")
+    source = open_source(args.input)
+    try:
+        kind = _check_output(args.output, args.overwrite)
+        model, variables = load(args.checkpoint, args.stage2, args.center_frame_idx)
+        padding = args.padding or default_padding(model)
+        stages = make_stages(model, variables, batch_size=args.batch, tile=args.tile,
+                             tile_overlap=args.tile_overlap)
+        paddings = [padding] * len(stages)
+        echo(f"model x{model.scale}, {len(stages)} stage(s), {model.num_frame} input frames, "
+             f"padding {padding}" + (f", tiles {args.tile} + {args.tile_overlap}"
+                                     if args.tile else ""))
+        meta: collections.deque = collections.deque()  # the frames between decoder and encoder
+        sink = None
+
+        def frames():
+            events = source.events() if source.kind == "video" else (
+                ("video", f) for f in source.frames())
+            for kind_, item in events:
+                if kind_ == "audio":
+                    if sink is not None:
+                        sink.audio(item)
+                    else:
+                        pending_audio.append(item)
+                    continue
+                meta.append(item)
+                yield item.image
+
+        pending_audio: list = []  # audio packets demuxed before the first frame is restored
+        bar = tqdm(total=source.num_frames, unit="frame", disable=args.no_progress,
+                   dynamic_ncols=True, desc="restore")
+        start, count = time.perf_counter(), 0
+        try:
+            for out in restore_stream(frames(), stages, paddings, total=None):
+                info = meta.popleft()
+                if sink is None:
+                    for note in source.notes:
+                        echo(f"note: {note}")
+                    sink = (VideoSink(args.output, source, out.shape[1], out.shape[0], args.crf)
+                            if kind == "video" else FolderSink(args.output))
+                    for packet in pending_audio:
+                        sink.audio(packet)
+                    pending_audio.clear()
+                sink.write(out, info)
+                count += 1
+                bar.update(1)
+        finally:
+            bar.close()
+            if sink is not None:
+                sink.close()
+        seconds = time.perf_counter() - start
+        for k, r in enumerate(stages):
+            prefix = f"stage{k + 1}/" if len(stages) > 1 else ""
+            for msg in warn_large_offsets({prefix + n: v for n, v in r.offsets.items()},
+                                          OFFSET_WARNING_THRESHOLD):
+                echo(f"warning: {msg}")
+        echo(f"wrote {count} frames to {args.output} in {seconds:.1f} s "
+             f"({count / seconds:.2f} frames/s)")
+        return {"frames": count, "seconds": seconds, "notes": list(source.notes), "kind": kind}
+    finally:
+        source.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from edvr_jax.convert.loader import ConversionError
+    from edvr_jax.convert.pth import CheckpointError
+    from edvr_jax.evaluate.evaluation import EvaluationError
+    from edvr_jax.evaluate.windows import WindowError
+
+    try:
+        run(args)
+    except (RestoreError, EvaluationError, ConversionError, CheckpointError, WindowError,
+            FileNotFoundError, FileExistsError) as e:
+        print(f"edvr-restore: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
