@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from edvr_jax.data import DatasetError
     from edvr_jax.evaluate.evaluation import EvaluationError
     from edvr_jax.evaluate.run_eval import run
+    from edvr_jax.evaluate.windows import WindowError
 
     try:
         run(checkpoint=args.checkpoint, dataset=args.dataset, data_root=args.data_root,
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             crop_border=args.crop_border, save_images=args.save_images, out=args.out,
             batch=args.batch, stage2=args.stage2, overwrite=args.overwrite,
             center_frame_idx=args.center_frame_idx, progress=not args.no_progress)
-    except (EvaluationError, DatasetError, ConversionError, CheckpointError,
+    except (EvaluationError, DatasetError, ConversionError, CheckpointError, WindowError,
             FileNotFoundError, FileExistsError) as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 2

@@ -95,7 +95,7 @@ def make_vid4(root: str, clips=None) -> str:
     return root
 
 
-def make_vimeo(root: str, keys=VIMEO_KEYS, lq_hw=(16, 28)) -> str:
+def make_vimeo(root: str, keys=VIMEO_KEYS, lq_hw=(32, 32)) -> str:
     """Vimeo-90K-T: vimeo_septuplet{,_matlabLRx4}/sequences/<key>/im1..im7.png and
     vimeo_septuplet/sep_testlist.txt."""
     h, w = lq_hw

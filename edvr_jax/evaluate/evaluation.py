@@ -256,7 +256,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                desc=f"{clipset.dataset}")
     stop, q = threading.Event(), queue.Queue(maxsize=2)
     thread = threading.Thread(target=_producer, daemon=True,
-                              args=(clipset, stages, padding, model.scale, q, stop))
+                              args=(clipset, stages, padding, final.model.scale, q, stop))
     start = time.perf_counter()
     thread.start()
     pool = ThreadPoolExecutor(max_workers=4) if save_dir else None

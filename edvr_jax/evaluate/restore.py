@@ -78,15 +78,6 @@ def _check_output(path: str, overwrite: bool) -> str:
 
 def run(args: argparse.Namespace, echo=print) -> dict:
     """Does what ``edvr-restore`` does; returns a summary (frames, seconds, notes)."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from edvr_jax.evaluate.run_eval import load
-    from edvr_jax.evaluate.stream import default_padding, make_stages, restore_stream
-    from edvr_jax.evaluate.video_io import FolderSink, VideoSink, open_source
-    from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
-
     for what, path in (("checkpoint", args.checkpoint), ("stage-2 checkpoint", args.stage2)):
         if path is not None and not os.path.exists(path):
             raise RestoreError(f"{what} {path} does not exist")
@@ -96,6 +87,15 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         raise RestoreError("input and output are the same path")
     if args.batch < 1 or (args.tile is not None and args.tile < 1) or args.tile_overlap < 0:
         raise RestoreError("--batch and --tile must be >= 1 and --tile-overlap >= 0")
+    import time
+
+    from tqdm.auto import tqdm
+
+    from edvr_jax.evaluate.run_eval import load
+    from edvr_jax.evaluate.stream import default_padding, make_stages, restore_stream
+    from edvr_jax.evaluate.video_io import FolderSink, VideoSink, open_source
+    from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
+
     source = open_source(args.input)
     try:
         kind = _check_output(args.output, args.overwrite)

@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-__all__ = ["TileGrid", "receptive_field", "round_up", "tile_grid"]
+__all__ = ["TileGrid", "max_offset", "receptive_field", "round_up", "tile_grid"]
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -98,6 +98,23 @@ def receptive_field(model, max_offset: float = 0.0) -> int:
     out = fused + 2 * model.num_reconstruct_block * p + 2.75 * p
     base = 0.0 if model.hr_in else 1.375  # bilinear x4 of the centre frame
     return int(math.ceil(max(out, base)))
+
+
+def max_offset(model, variables, x) -> float:
+    """The largest ``|offset|`` any deformable convolution of ``model`` uses on clips ``x``
+    ``(B, T, H, W, 3)``, in pixels of its pyramid level: what :func:`receptive_field`
+    needs to bound the region an output pixel depends on for this input."""
+    import jax
+    import jax.numpy as jnp
+
+    def offsets(v, x):
+        _, state = model.apply(v, x, capture_intermediates=lambda m, _: m.name == "conv_offset",
+                               mutable=["intermediates"])
+        leaves = jax.tree_util.tree_leaves(state["intermediates"])
+        return jnp.max(jnp.stack([jnp.max(jnp.abs(a[..., : a.shape[-1] * 2 // 3]))
+                                  for a in leaves]))
+
+    return float(jax.jit(offsets)(variables, x))
 
 
 # --------------------------------------------------------------------------- tile grid

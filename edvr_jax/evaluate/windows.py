@@ -76,9 +76,10 @@ class SlidingWindows:
         return len(self._buffer)
 
     def _centre(self, k: int) -> int | None:
-        if self.targets is None:
-            return k
-        return self.targets[k] if k < len(self.targets) else None
+        """The k-th centre to emit, or None when there is none left."""
+        c = k if self.targets is None else (self.targets[k] if k < len(self.targets) else None)
+        n = self._length()
+        return None if c is None or (n is not None and c >= n) else c
 
     def _length(self) -> int | None:
         return self._received if self._ended else self.total
@@ -87,8 +88,6 @@ class SlidingWindows:
         """The window of centre ``c`` if it is known now and all its frames have arrived."""
         n = self._length()
         if n is not None:
-            if c >= n:
-                return None
             idx = _indices(c, n, self.num_frame, self.padding)
             return idx if max(idx) < self._received else None
         # Length unknown: wait for frame c + h (2h for the first centres, whose reflected
