@@ -126,6 +126,33 @@ def test_frame_folder_to_png_folder_exactly(tmp_path, stages, capsys):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "gout" / "0.png")), want[0])
 
 
+def test_two_stages_streamed_with_their_own_border_padding(tmp_path):
+    """--stage2: stage-1 outputs (uint8) through stage 2's 3-frame windows; replicate padding
+    for both (forced here; by default they take the x4 model's reflection_circle)."""
+    from edvr_jax.evaluate.run_eval import load
+    from edvr_jax.evaluate.stream import default_padding, make_stages
+
+    src = tmp_path / "frames"
+    src.mkdir()
+    frames = [eval_trees.downsample4(g) for g in eval_trees.scene(9, 6, (128, 128))]
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(src / f"{i:02d}.png")
+    assert main([str(src), str(tmp_path / "out"), "--checkpoint", CKPT, "--stage2",
+                 f"{EDVR}/stage2.pth", "--padding", "replicate", "--batch", "3",
+                 "--no-progress"]) == 0
+    model, variables = load(CKPT, f"{EDVR}/stage2.pth")
+    assert default_padding(model) == "reflection_circle"
+    assert default_padding(load(f"{EDVR}/deblur.pth")[0]) == "replicate"
+    r1, r2 = make_stages(model, variables, batch_size=3)
+    x = np.stack(frames).astype(np.float32) / np.float32(255)
+    s1 = np.concatenate([r1(x[generate_frame_indices(c, 6, 5, "replicate")][None])
+                         for c in range(6)]).astype(np.float32) / np.float32(255)
+    for c in range(6):
+        want = r2(s1[generate_frame_indices(c, 6, 3, "replicate")][None])[0]
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{c:02d}.png")),
+                                      want)
+
+
 class FakeModel:
     def __init__(self, num_frame):
         self.num_frame, self.scale = num_frame, 1

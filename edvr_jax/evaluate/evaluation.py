@@ -19,10 +19,12 @@ outputs to uint8 (the 2019 pipeline read them back from PNG files) and runs stag
 the same temporal padding.
 
 Execution: windows of one frame size go through the model in batches of a fixed size
-(the last batch padded), so there is one compilation per frame size; with several
-devices the batch is sharded over a 1-D ``'data'`` mesh. Frames are read on a background
-thread, one window ahead; the LQ frames of a clip are held only as long as some window
-needs them.
+(the last batch padded), so there is one compilation per frame size (kept for the
+process: calling again, e.g. for periodic validation, does not recompile); with several
+devices the batch is sharded over a 1-D ``'data'`` mesh of the process's devices (in a
+multi-process run each process evaluates the whole set on its own devices). Frames are
+read on a background thread, a batch ahead; the LQ frames of a clip are held only as
+long as some window needs them.
 """
 
 from __future__ import annotations
@@ -228,8 +230,9 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
 
     Returns ``{"settings", "clips": {name: {metric: clip mean, "num_frames", "frames":
     [{"index", metric...}]}}, "mean": {metric: mean over clips}, "timing": {"frames",
-    "seconds", "frames_per_second", "compilations"}, "offsets": {dcn: max mean |offset|},
-    "warnings": [...]}``.
+    "seconds", "frames_per_second", "compilations" (distinct batch shapes run)},
+    "offsets": {dcn: largest batch mean |offset|}, "warnings": [...]}``. PSNR is ``inf``
+    for a frame equal to its GT.
     """
     if clipset.scale != model.scale:
         raise EvaluationError(

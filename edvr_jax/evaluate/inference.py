@@ -20,6 +20,7 @@ centre frames ``(n, s*h, s*w, 3)`` (float32 in [0, 1], or uint8 quantised like B
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import jax
@@ -55,6 +56,18 @@ def data_mesh(devices: Sequence[Any] | None = None) -> Mesh | None:
     return Mesh(np.array(devices), ("data",))
 
 
+@partial(jax.jit, static_argnums=(0, 1))
+def _apply(model, quantize: bool, variables, x):
+    """The compiled step; keyed on the (hashable) model, so every Restorer of an equal
+    model shares its compilations (periodic validation does not recompile)."""
+    padded, size = pad_to_multiple(x, model.size_multiple)
+    out, state = model.apply(variables, padded, mutable=["diagnostics"])
+    out = crop_output(out, size, model.scale)
+    if quantize:
+        out = to_uint8_batch(out)
+    return out, offset_stats(state.get("diagnostics", {}))
+
+
 class Restorer:
     """One EDVR, ready to restore windows in fixed-size batches.
 
@@ -82,20 +95,10 @@ class Restorer:
         else:
             self._in_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
             self.variables = jax.device_put(variables, NamedSharding(self.mesh, PartitionSpec()))
-        self._fn = jax.jit(self._apply)
         self.offsets: dict[str, float] = {}
-        self.shapes: set[tuple[int, ...]] = set()  # input shapes compiled for
+        self.shapes: set[tuple[int, ...]] = set()  # input shapes run (one compilation each)
 
     # ------------------------------------------------------------------ device side
-    def _apply(self, variables, x):
-        m = self.model
-        padded, size = pad_to_multiple(x, m.size_multiple)
-        out, state = m.apply(variables, padded, mutable=["diagnostics"])
-        out = crop_output(out, size, m.scale)
-        if self.quantize:
-            out = to_uint8_batch(out)
-        return out, offset_stats(state.get("diagnostics", {}))
-
     def put(self, x: np.ndarray) -> jax.Array:
         """Places a full batch ``(batch_size, ...)`` on the devices (sharded on axis 0)."""
         if self._in_sharding is None:
@@ -109,7 +112,8 @@ class Restorer:
         if x.shape[0] != self.batch_size:
             raise ValueError(f"apply_batch takes {self.batch_size} windows, got {x.shape[0]}")
         self.shapes.add(tuple(x.shape))
-        return self._fn(self.variables, self.put(np.ascontiguousarray(x, np.float32)))
+        return _apply(self.model, self.quantize, self.variables,
+                      self.put(np.ascontiguousarray(x, np.float32)))
 
     def record(self, stats: dict[str, Any]) -> None:
         """Folds one batch's offset statistics into the running maxima :attr:`offsets`."""
