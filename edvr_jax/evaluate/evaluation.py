@@ -181,7 +181,16 @@ def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threa
 
 
 def _producer(clipset, stages, padding, scale, out_queue, stop):
-    """Background thread: complete batches (lq, gt uint8, items), or an exception."""
+    """Background thread: complete batches (lq, gt uint8, items), then None; or the exception."""
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                out_queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for items in _batches(clipset, stages, padding, stop):
@@ -194,15 +203,10 @@ def _producer(clipset, stages, padding, scale, out_queue, stop):
                             f"model restores its {h}x{w} LQ frames to {scale * h}x{scale * w}")
                 lq = np.stack([it.window for it in items])
                 gt = np.rint(np.stack(gts) * np.float32(255.0)).astype(np.uint8)
-                while not stop.is_set():
-                    try:
-                        out_queue.put((lq, gt, items), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                put((lq, gt, items))
     except BaseException as e:  # noqa: BLE001 - handed to the consumer
-        out_queue.put(e)
-    out_queue.put(None)
+        put(e)
+    put(None)
 
 
 def _mean(values: list[float]) -> float:

@@ -120,10 +120,18 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                     else:
                         pending_audio.append(item)
                     continue
+                if first and item.image.shape != first[0]:
+                    raise RestoreError(f"frame {item.name} of {args.input} is "
+                                       f"{item.image.shape[1]}x{item.image.shape[0]}, earlier "
+                                       f"frames {first[0][1]}x{first[0][0]}; the frame size "
+                                       f"must not change")
+                if not first:
+                    first.append(item.image.shape)
                 meta.append(item)
                 yield item.image
 
         pending_audio: list = []  # audio packets demuxed before the first frame is restored
+        first: list = []  # the first frame's shape
         bar = tqdm(total=source.num_frames, unit="frame", disable=args.no_progress,
                    dynamic_ncols=True, desc="restore")
         start, count = time.perf_counter(), 0
