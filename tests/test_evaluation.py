@@ -185,6 +185,19 @@ def test_protocol_defaults():
         get_protocol("vid4", "deblur")
 
 
+def test_table_and_strict_json(eval_runs):
+    from edvr_jax.evaluate.run_eval import format_table, to_json
+
+    got, _ = eval_runs["vid4"]
+    lines = format_table(got).splitlines()
+    assert lines[0].split() == ["clip", "frames", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y"]
+    assert [ln.split()[0] for ln in lines[2:6]] == ["calendar", "city", "foliage", "walk"]
+    assert lines[-1].split()[:3] == ["mean", "21", f"{got['mean']['psnr']:.4f}"]
+    # Identical frames have PSNR inf; JSON has no inf, so it is written as null.
+    assert json.loads(to_json({"psnr": float("inf"), "frames": [{"psnr": 30.0}]})) == {
+        "psnr": None, "frames": [{"psnr": 30.0}]}
+
+
 def test_center_frame_idx_override():
     from edvr_jax.evaluate.run_eval import load
 
