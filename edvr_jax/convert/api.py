@@ -75,24 +75,34 @@ def load_pth_model(path: str | pathlib.Path, *, param_key: str | None = None,
 
 def save_model(dst: str | pathlib.Path, model, params, *, extra: dict | None = None,
                overwrite: bool = False) -> pathlib.Path:
-    """Writes ``dst/edvr_jax.json`` and ``dst/params`` (orbax) atomically."""
+    """Writes ``dst/edvr_jax.json`` and ``dst/params`` (orbax) atomically.
+
+    In a multi-process run every process must call it (orbax saves collectively);
+    process 0 prepares the folder, writes the JSON and renames it into place.
+    """
     import orbax.checkpoint as ocp
+    from jax.experimental import multihost_utils
 
     dst = pathlib.Path(dst).absolute()
-    if dst.exists():
-        if not overwrite:
-            raise FileExistsError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(dst)
     tmp = dst.with_name(dst.name + ".tmp-edvr")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    main = jax.process_index() == 0
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+    if main:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    multihost_utils.sync_global_devices("edvr_jax.save_model:prepare")
     ckpt = ocp.StandardCheckpointer()
     ckpt.save(tmp / "params", jax.tree_util.tree_map(np.asarray, params))
     ckpt.wait_until_finished()
-    meta = {"format": FORMAT, "version": 1, "architecture": architecture_of(model), **(extra or {})}
-    (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2))
-    tmp.rename(dst)
+    if main:
+        meta = {"format": FORMAT, "version": 1, "architecture": architecture_of(model), **(extra or {})}
+        (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2))
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    multihost_utils.sync_global_devices("edvr_jax.save_model:done")
     return dst
 
 
@@ -111,14 +121,14 @@ def load_saved_model(path: str | pathlib.Path, **model_overrides: Any):
     if meta.get("format") != FORMAT:
         raise ConversionError(f"{meta_file}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     model = model_from_architecture(meta["architecture"], **model_overrides)
-    target = _abstract(model)
+    target = abstract_model_params(model)
     if not (path / "params").is_dir():
         raise ConversionError(f"{path}: the params/ folder is missing (an interrupted save?)")
     params = ocp.StandardCheckpointer().restore(path / "params", target)
     return model, {"params": params}
 
 
-def _abstract(model) -> dict:
+def abstract_model_params(model) -> dict:
     if isinstance(model, TwoStageEDVR):
         return {"stage1": abstract_params(model.stage1), "stage2": abstract_params(model.stage2)}
     return abstract_params(model)

@@ -18,6 +18,7 @@ import pathlib
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from edvr_jax.convert.loader import ConversionError
@@ -30,7 +31,11 @@ def make_manager(workdir: str | pathlib.Path, keep: int = 3) -> ocp.CheckpointMa
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=True,
                                            cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(directory, options=options)
+    return ocp.CheckpointManager(directory, options=options, item_handlers=_HANDLERS())
+
+
+def _HANDLERS() -> dict:
+    return {"state": ocp.StandardCheckpointHandler()}
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, *, force: bool = False) -> bool:
@@ -43,6 +48,24 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any, step: int | Non
     restored = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state)))
     return restored["state"]
+
+
+def restore_to_host(workdir: str | pathlib.Path, step: int | None = None) -> tuple[dict, int]:
+    """(state as nested dicts of numpy arrays, step) whatever topology saved it.
+
+    A checkpoint written on 8 devices or a TPU pod restores on a laptop: the target is
+    built from the checkpoint's own metadata as host arrays.
+    """
+    directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
+                                    item_handlers=_HANDLERS())
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise ConversionError(f"{directory} holds no complete checkpoint yet")
+    meta = manager.item_metadata(step)["state"]
+    target = jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), meta)
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    return state["state"], step
 
 
 def write_run_files(workdir: pathlib.Path, config_json: str, model_arch: dict) -> None:
@@ -60,23 +83,24 @@ def load_workdir_model(workdir: str | pathlib.Path, *, param_key: str | None = N
     checkpoint's EMA parameters when the run keeps an EMA, else its parameters;
     ``'params'`` / ``'params_ema'`` pick from the latest checkpoint explicitly.
     """
-    from edvr_jax.convert.api import MODEL_FILE, load_saved_model, model_from_architecture
-    from edvr_jax.convert.loader import abstract_params
+    from edvr_jax.convert.api import MODEL_FILE, abstract_model_params, load_saved_model, model_from_architecture
 
     workdir = pathlib.Path(workdir).absolute()
-    if param_key is None and (workdir / "export" / MODEL_FILE).exists():
-        return load_saved_model(workdir / "export", **overrides)
+    export = workdir / "export" / MODEL_FILE
+    if param_key is None and export.exists():
+        # The export is the final model of a finished run, unless a resumed run has
+        # checkpointed past it since.
+        exported_at = json.loads(export.read_text()).get("step", 0)
+        latest = ocp.CheckpointManager(workdir / "checkpoints", options=ocp.CheckpointManagerOptions(
+            read_only=True)).latest_step() if (workdir / "checkpoints").is_dir() else None
+        if latest is None or exported_at >= latest:
+            return load_saved_model(workdir / "export", **overrides)
     arch_file = workdir / MODEL_JSON
     if not arch_file.exists():
         raise ConversionError(f"{workdir}: neither an edvr_jax model directory ({MODEL_FILE}) nor a "
                               f"training workdir ({MODEL_JSON}, checkpoints/)")
     model = model_from_architecture(json.loads(arch_file.read_text()), **overrides)
-    manager = ocp.CheckpointManager(workdir / "checkpoints",
-                                    options=ocp.CheckpointManagerOptions(read_only=True))
-    step = manager.latest_step()
-    if step is None:
-        raise ConversionError(f"{workdir}/checkpoints holds no complete checkpoint yet")
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    state, step = restore_to_host(workdir)
     if param_key not in (None, "params", "params_ema"):
         raise ConversionError(f"param_key must be params or params_ema, got {param_key!r}")
     want_ema = param_key == "params_ema" or (param_key is None and state.get("ema_params") is not None)
@@ -84,7 +108,7 @@ def load_workdir_model(workdir: str | pathlib.Path, *, param_key: str | None = N
     if params is None:
         raise ConversionError(f"{workdir}: the run keeps no EMA parameters (train.ema_decay = 0)")
     # Orbax restores plain containers; check the tree against the architecture.
-    expected = jax.tree_util.tree_structure(abstract_params(model))
+    expected = jax.tree_util.tree_structure(abstract_model_params(model))
     if jax.tree_util.tree_structure(params) != expected:
         raise ConversionError(f"{workdir}: checkpoint {step} does not match {MODEL_JSON}")
     return model, {"params": params}

@@ -206,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     t = config.train
     with _SigtermFlag() as sigterm:
         for step in range(start, t.num_steps):
-            local = next(batches)
+            local = faults.maybe_poison(step + 1, next(batches))
             state, metrics = step_fn(state, global_batch(local, mesh))
             done = step + 1
             faults.maybe_kill("step", done)
@@ -230,15 +230,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 raise Preempted(done)
     manager.wait_until_finished()
     final = state.ema_params if state.ema_params is not None else state.params
-    if jax.process_index() == 0:
-        save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final),
-                   overwrite=True, extra={"step": int(state.step), "param_key":
-                                          "params_ema" if state.ema_params is not None else "params"})
+    save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final), overwrite=True,
+               extra={"step": int(state.step),
+                      "param_key": "params_ema" if state.ema_params is not None else "params"})
     if config.eval.every and val_clips is not None and "val" not in summary:
         summary["val"] = validate(config, model, state, val_clips, mesh, reporter, int(state.step))
     reporter.close()
     summary["step"] = int(state.step)
-    (workdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    if jax.process_index() == 0:
+        (workdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
     return summary
 
 

@@ -1,4 +1,5 @@
-"""What a run reports: a progress bar with ETA, TensorBoard scalars and images, log lines.
+"""What a run reports: a progress bar with ETA, TensorBoard scalars and images, log lines,
+and ``metrics.jsonl`` in the workdir (one JSON object per log step, for scripts).
 
 Metrics stay on the device between log steps (summed there, no host sync per step);
 every ``train.log_every`` steps they are fetched once, averaged and written. Only
@@ -7,6 +8,7 @@ process 0 prints and writes event files.
 
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 import time
@@ -27,6 +29,7 @@ class Reporter:
         self.t_last, self.step_last = time.perf_counter(), start
         self.writer = None
         self.bar = None
+        self.jsonl = workdir / "metrics.jsonl"
         if self.main:
             import tensorflow as tf
 
@@ -84,6 +87,8 @@ class Reporter:
     def _scalars(self, prefix: str, step: int, values: dict[str, float]) -> None:
         if self.writer is None:
             return
+        with open(self.jsonl, "a") as f:
+            f.write(json.dumps({"step": step, "split": prefix, **values}) + "\n")
         import tensorflow as tf
 
         with self.writer.as_default(step=step):
