@@ -18,7 +18,7 @@ def run(config, workdir: str, *, distributed: bool = False, coordinator_address:
     logging.basicConfig(level=logging.INFO if jax.process_index() == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", force=True)
     for noisy in ("absl", "orbax", "tensorflow", "jax._src"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
     from edvr_jax.convert.loader import ConversionError
     from edvr_jax.convert.pth import CheckpointError

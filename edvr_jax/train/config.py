@@ -72,6 +72,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 5_000  # 0: no periodic validation
+    c.eval.dataset = ""  # '' validates on the training data's held-out split; e.g. vid4
+    c.eval.root = ""
     c.eval.padding = "reflection_circle"  # temporal padding at clip borders (BasicSR)
     c.eval.max_clips = 0  # 0: all held-out clips
     c.eval.max_frames = 0  # 0: every frame of each clip

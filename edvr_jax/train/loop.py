@@ -65,6 +65,9 @@ def create_clipsets(config: ml_collections.ConfigDict):
         folder = dict(gt_root=d.root, lq_root=d.lq_root, scale=d.scale)
         return data.get_clipset("folder", None, **folder), None
     train = data.get_clipset(d.dataset, d.root, split="train", **common)
+    if config.eval.dataset:
+        return train, data.get_clipset(config.eval.dataset, config.eval.root or None,
+                                       num_frame=config.model.num_frame)
     try:
         val = data.get_clipset(d.dataset, d.root, split="val", **common)
     except data.DatasetError as e:
@@ -229,6 +232,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 reporter.close()
                 raise Preempted(done)
     manager.wait_until_finished()
+    if start >= t.num_steps:  # nothing left to train: the export and validation exist
+        reporter.close()
+        summary["step"] = int(state.step)
+        return summary
     final = state.ema_params if state.ema_params is not None else state.params
     save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final), overwrite=True,
                extra={"step": int(state.step),
@@ -252,20 +259,60 @@ def _check_finite(state: TrainState, manager, last_saved: int) -> None:
             "(lower train.lr or train.dcn_lr_mul, or set train.grad_clip_norm)")
 
 
+def limit_clips(clips, max_clips: int | None = None, max_frames: int | None = None):
+    """The first ``max_clips`` clips, each cut to its first ``max_frames`` frames (for cheap
+    periodic validation; the cut clip is scored as if it ended there)."""
+    import dataclasses
+
+    if max_clips:
+        clips = clips.subset(clips.names[:max_clips])
+    if max_frames:
+        cut = tuple(dataclasses.replace(c, lq_paths=c.lq_paths[:max_frames], gt_paths=c.gt_paths[:max_frames])
+                    for c in clips.clips)
+        clips = dataclasses.replace(clips, clips=cut)
+    return clips
+
+
 def validate(config, model, state, clips, mesh, reporter, step: int) -> dict:
-    """PSNR/SSIM on the held-out clips with BasicSR's protocol (uint8 rounding, padding)."""
+    """PSNR/SSIM on the held-out clips with BasicSR's protocol (uint8 rounding, padding),
+    plus an image grid (bicubic | output | GT of the first clip's middle frame)."""
     from edvr_jax.evaluate.evaluation import evaluate_clipset
 
-    params = state.ema_params if state.ema_params is not None else state.params
+    params = jax.device_get(state.ema_params if state.ema_params is not None else state.params)
     e = config.eval
+    clips = limit_clips(clips, e.max_clips, e.max_frames)
     t0 = time.perf_counter()
     faults.maybe_kill("validation", step)
     result = evaluate_clipset(
         model.clone(dtype=None), {"params": params}, clips, padding=e.padding,
         test_y_channel=e.test_y_channel, crop_border=e.crop_border, batch_size=e.batch_size,
-        mesh=mesh, progress=False, max_clips=e.max_clips or None, max_frames=e.max_frames or None)
+        progress=False)
+    result["preview"] = comparison_grid(model.clone(dtype=None), params, clips.clips[0], e.padding)
     reporter.validation(step, result, time.perf_counter() - t0)
     return result["mean"]
+
+
+_FORWARD: dict = {}
+
+
+def comparison_grid(model, params, clip, padding: str, index: int | None = None) -> np.ndarray:
+    """uint8 (H, 3W + 8, 3): MATLAB-bicubic LQ | model output | GT for one frame of ``clip``."""
+    from edvr_jax.data import imresize_bicubic, read_window
+    from edvr_jax.evaluate import generate_frame_indices
+
+    n = clip.num_frames
+    index = n // 2 if index is None else index
+    lq, gt = read_window(clip, generate_frame_indices(index, n, model.num_frame, padding), index)
+    fwd = _FORWARD.setdefault(model, jax.jit(model.apply))
+    from edvr_jax.models import crop_output, pad_to_multiple
+
+    x, size = pad_to_multiple(jnp.asarray(lq[None]), model.size_multiple)
+    out = np.asarray(crop_output(fwd({"params": params}, x), size, model.scale))[0]
+    centre = lq[model.center]
+    bic = imresize_bicubic(centre, model.scale) if model.scale > 1 else centre
+    to8 = lambda a: np.clip(np.rint(np.asarray(a, np.float64) * 255), 0, 255).astype(np.uint8)
+    gap = np.full((gt.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([to8(bic), gap, to8(out), gap, to8(gt)], axis=1)
 
 
 def _jsonable(x):

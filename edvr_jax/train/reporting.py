@@ -34,7 +34,7 @@ class Reporter:
             import tensorflow as tf
 
             self.writer = tf.summary.create_file_writer(str(workdir / "tb"))
-            if config.train.progress:
+            if config.train.progress and start < total:
                 from tqdm.auto import tqdm
 
                 self.bar = tqdm(total=total, initial=start, desc="train", unit="step",
