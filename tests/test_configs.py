@@ -1,0 +1,66 @@
+"""Every configs/*.py: loads, has the keys the CLI promises, builds the published model."""
+
+import importlib.util
+
+import jax
+import pytest
+from conftest import ROOT
+
+from edvr_jax.convert.loader import abstract_params
+from edvr_jax.models import count_params
+from edvr_jax.train.loop import create_model
+
+CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py"))
+PUBLISHED = {  # parameter counts of BasicSR's state_dicts
+    "edvr_m_reds_wotsa": 2_996_259, "edvr_m_reds": 3_300_131, "edvr_l_reds_wotsa": 19_419_875,
+    "edvr_l_reds": 20_633_827, "edvr_l_vimeo90k": 20_699_363, "edvr_l_srblur_reds": 23_306_851,
+    "edvr_l_deblur_reds": 23_602_019, "edvr_l_deblurcomp_reds": 23_602_019,
+}
+REQUIRED = ["data.root", "data.dataset", "train.num_steps", "train.batch_size", "train.checkpoint_every",
+            "train.seed", "model.num_feat", "model.num_frame", "model.deformable_groups",
+            "model.num_extract_block", "model.num_reconstruct_block", "model.center_frame_idx",
+            "model.hr_in", "model.with_predeblur", "model.with_tsa"]
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_published_recipe_has_a_config():
+    assert set(PUBLISHED) | {"demo", "tiny"} == set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_is_complete_and_documented(name):
+    mod = load(name)
+    c = mod.get_config()
+    for key in REQUIRED:
+        group, field = key.split(".")
+        assert field in c[group], key
+    doc = mod.__doc__
+    assert f"--config configs/{name}.py" in doc and "Hardware" in doc and "Expected" in doc
+    assert sum(c.train.periods) >= c.train.num_steps, "the cosine schedule must cover the run"
+    assert len(c.train.periods) == len(c.train.restart_weights)
+    assert c.data.dataset in ("reds", "vimeo90k", "folder", "demo", "tfds")
+    if c.model.hr_in:
+        assert c.model.with_predeblur and c.data.task in ("deblur", "deblurcomp")
+        assert c.eval.padding == "replicate"
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_architecture_and_recipe(name):
+    c = load(name).get_config()
+    assert count_params(abstract_params(create_model(c))) == PUBLISHED[name]
+    assert c.train.batch_size == 32 and c.train.num_steps == 600_000 and c.train.seed == 10
+    assert (c.train.lr, c.train.b1, c.train.b2, c.train.eta_min) == (4e-4, 0.9, 0.99, 1e-7)
+    assert c.train.loss_reduction == "sum" and c.train.loss_eps == 1e-12
+    assert (c.train.tsa_iter == 50_000) == (name in ("edvr_m_reds", "edvr_l_reds"))
+
+
+def test_tiny_runs_on_eight_devices_batch():
+    c = load("tiny").get_config()
+    assert c.train.batch_size % 8 == 0 and c.data.gt_size == 64 and c.data.gt_size // 4 == 16
+    assert jax.tree_util.tree_leaves(abstract_params(create_model(c)))
