@@ -25,7 +25,7 @@ from edvr_jax.train.config import model_kwargs
 from edvr_jax.train.optim import make_optimizer
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
-from edvr_jax.train.step import compile_train_step, global_batch, make_mesh, replicated
+from edvr_jax.train.step import compile_train_step, global_batch, make_mesh, place_state, replicated
 
 log = logging.getLogger("edvr_jax.train")
 
@@ -124,7 +124,8 @@ def create_state(config, model, mesh, manager):
     if start is None:
         params, report = initial_params(config, model, mesh)
         tx, schedule = create_optimizer(config, params)
-        return TrainState.create(params, tx, use_ema), tx, schedule, report, 0
+        state = place_state(TrainState.create(params, tx, use_ema), mesh)
+        return state, tx, schedule, report, 0
     m = model.size_multiple
     x = jax.ShapeDtypeStruct((1, model.num_frame, m, m, model.num_in_ch), jnp.float32)
     abstract_params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape)))["params"]

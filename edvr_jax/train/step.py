@@ -21,7 +21,7 @@ Metrics = dict[str, jax.Array]
 
 
 def _norm(tree: Any) -> jax.Array:
-    return optax.global_norm(jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), tree))
+    return optax.tree.norm(jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), tree))
 
 
 def train_step(state: TrainState, batch: Batch, *, model, tx: optax.GradientTransformation,
@@ -80,6 +80,12 @@ def compile_train_step(mesh: Mesh, **step_kwargs) -> Callable[[TrainState, Batch
     fn = functools.partial(train_step, **step_kwargs)
     rep, data = replicated(mesh), batch_sharding(mesh)
     return jax.jit(fn, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+def place_state(state: TrainState, mesh: Mesh) -> TrainState:
+    """The state replicated on the mesh, exactly as the compiled step returns it, so the
+    second call hits the first call's compiled program."""
+    return jax.device_put(state, replicated(mesh))
 
 
 def global_batch(local: dict[str, Any], mesh: Mesh) -> Batch:
