@@ -11,19 +11,10 @@ pretrained the predeblur part separately (xinntao/EDVR#66, #87): without it user
 (BasicSR ModelZoo, EDVR_L_deblur_REDS).
 """
 
-from edvr_jax.train.config import base_config
+from edvr_jax.train.config import base_config, use_deblur_track
 
 
 def get_config():
     c = base_config()
-    c.data.task = "deblur"
-    c.data.gt_size = 256  # scale 1: LQ crops are 256x256 too
-    c.model.num_feat = 128
-    c.model.num_reconstruct_block = 40
-    c.model.with_predeblur = True
-    c.model.hr_in = True
-    c.train.periods = [50_000, 100_000, 150_000, 150_000, 150_000]
-    c.train.restart_weights = [1.0, 0.5, 0.5, 0.5, 0.5]
-    c.train.ema_decay = 0.999
-    c.eval.padding = "replicate"
+    use_deblur_track(c, "deblur")
     return c

@@ -8,16 +8,13 @@ TSA-only for the first 50k steps, then everything. Hardware: 8 GPUs x batch 4 in
 Expected: 31.09 / 0.8800 PSNR/SSIM on REDS4, RGB (BasicSR ModelZoo, EDVR_L_x4_SR_REDS).
 """
 
-from edvr_jax.train.config import base_config
+from edvr_jax.train.config import base_config, use_edvr_l, use_tsa_schedule
 
 
 def get_config():
     c = base_config()
-    c.model.num_feat = 128
-    c.model.num_reconstruct_block = 40
-    c.train.periods = [50_000, 100_000, 150_000, 150_000, 150_000]
-    c.train.restart_weights = [1.0, 0.5, 0.5, 0.5, 0.5]
+    use_edvr_l(c)
+    use_tsa_schedule(c, restart_weight=0.5)
     c.train.tsa_iter = 50_000
-    c.train.ema_decay = 0.999
     c.train.init_from = "runs/edvr_l_reds_wotsa"
     return c

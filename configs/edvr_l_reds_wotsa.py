@@ -8,13 +8,12 @@ put ema_decay under network_g (which EDVR rejects); here it is a training option
 Expected: no published woTSA number; mmagic's reaches 31.00/0.8784 on REDS4 (RGB).
 """
 
-from edvr_jax.train.config import base_config
+from edvr_jax.train.config import base_config, use_edvr_l
 
 
 def get_config():
     c = base_config()
-    c.model.num_feat = 128
-    c.model.num_reconstruct_block = 40
+    use_edvr_l(c)
     c.model.with_tsa = False
     c.train.restart_weights = [1.0, 0.5, 0.5, 0.5]
     c.train.ema_decay = 0.999

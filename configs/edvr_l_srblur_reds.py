@@ -10,17 +10,14 @@ Hardware: 8 GPUs x batch 4, 600k steps. Expected: 28.88 / 0.8361 on REDS4, RGB
 (BasicSR ModelZoo, EDVR_L_x4_SRblur_REDS).
 """
 
-from edvr_jax.train.config import base_config
+from edvr_jax.train.config import base_config, use_edvr_l, use_tsa_schedule
 
 
 def get_config():
     c = base_config()
+    use_edvr_l(c)
+    use_tsa_schedule(c, restart_weight=0.5)
     c.data.task = "srblur"
-    c.model.num_feat = 128
-    c.model.num_reconstruct_block = 40
     c.model.with_predeblur = True
-    c.train.periods = [50_000, 100_000, 150_000, 150_000, 150_000]
-    c.train.restart_weights = [1.0, 0.5, 0.5, 0.5, 0.5]
-    c.train.ema_decay = 0.999
     c.eval.padding = "replicate"
     return c

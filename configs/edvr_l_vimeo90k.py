@@ -11,19 +11,16 @@ Hardware: 8 GPUs x batch 4, 600k steps. Expected: 27.35 / 0.8264 on Vid4, Y chan
 (BasicSR ModelZoo, EDVR_L_x4_SR_Vimeo90K); Vimeo-90K-T 35.79/0.9374 RGB (xinntao/EDVR#112).
 """
 
-from edvr_jax.train.config import base_config
+from edvr_jax.train.config import base_config, use_edvr_l, use_tsa_schedule
 
 
 def get_config():
     c = base_config()
+    use_edvr_l(c)
+    use_tsa_schedule(c, restart_weight=0.5)
     c.data.dataset = "vimeo90k"
     c.data.root = "datasets/vimeo90k"
-    c.model.num_feat = 128
     c.model.num_frame = 7
-    c.model.num_reconstruct_block = 40
-    c.train.periods = [50_000, 100_000, 150_000, 150_000, 150_000]
-    c.train.restart_weights = [1.0, 0.5, 0.5, 0.5, 0.5]
-    c.train.ema_decay = 0.999
     c.eval.dataset = "vid4"
     c.eval.root = "datasets/Vid4"
     c.eval.test_y_channel = True

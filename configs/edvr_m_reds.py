@@ -9,14 +9,12 @@ everything. Hardware: 8 GPUs x batch 4 in BasicSR; 600k steps.
 Expected: 30.53 / 0.8699 PSNR/SSIM on REDS4, RGB (BasicSR ModelZoo, EDVR_M_x4_SR_REDS).
 """
 
-from edvr_jax.train.config import base_config
+from edvr_jax.train.config import base_config, use_tsa_schedule
 
 
 def get_config():
     c = base_config()
-    c.train.periods = [50_000, 100_000, 150_000, 150_000, 150_000]
-    c.train.restart_weights = [1.0, 1.0, 1.0, 1.0, 1.0]
+    use_tsa_schedule(c, restart_weight=1.0)
     c.train.tsa_iter = 50_000
-    c.train.ema_decay = 0.999
     c.train.init_from = "runs/edvr_m_reds_wotsa"
     return c

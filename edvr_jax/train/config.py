@@ -89,3 +89,29 @@ def model_kwargs(config: ml_collections.ConfigDict) -> dict:
     if kw.get("center_frame_idx", -1) in (-1, None):
         kw["center_frame_idx"] = None
     return kw
+
+
+# Pieces the recipes share (each configs/*.py states its own differences).
+
+def use_edvr_l(c: ml_collections.ConfigDict) -> None:
+    """EDVR-L: 128 channels, 40 reconstruction blocks (BasicSR's L configs)."""
+    c.model.num_feat = 128
+    c.model.num_reconstruct_block = 40
+
+
+def use_tsa_schedule(c: ml_collections.ConfigDict, restart_weight: float) -> None:
+    """BasicSR's TSA-stage cosine restarts: periods 50k, 100k, 150k x 3, EMA 0.999."""
+    c.train.periods = [50_000, 100_000, 150_000, 150_000, 150_000]
+    c.train.restart_weights = [1.0] + [restart_weight] * 4
+    c.train.ema_decay = 0.999
+
+
+def use_deblur_track(c: ml_collections.ConfigDict, task: str) -> None:
+    """REDS deblur/deblurcomp with EDVR-L: predeblur + hr_in, scale 1, 256 crops, replicate."""
+    use_edvr_l(c)
+    use_tsa_schedule(c, 0.5)
+    c.data.task = task
+    c.data.gt_size = 256  # scale 1: LQ crops are 256x256 too
+    c.model.with_predeblur = True
+    c.model.hr_in = True
+    c.eval.padding = "replicate"
