@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from edvr_jax.convert import keymap
@@ -95,3 +96,54 @@ def test_tsa_phase_freezes_everything_but_fusion(data_dir, ref):
     state, _ = step(state, {"lq": ref["run/lq"][3], "gt": ref["run/gt"][3]})
     sd = keymap.params_to_state_dict(state.params)
     assert all(not np.array_equal(sd[k], sd0[k]) for k in sd)
+
+
+def test_bfloat16_compute_trains_close_to_float32(data_dir, ref):
+    """bf16 compute (the TPU/GPU option): same loss to 1%, parameters stay float32."""
+    model, variables, _ = load_pth_model(data_dir / "edvr" / "sr_tsa.pth")
+    params0 = variables["params"]
+    schedule = cosine_restart_schedule(4e-4, [10], [1], 0.0)
+    batch = {"lq": ref["run/lq"][0], "gt": ref["run/gt"][0]}
+    out = {}
+    for name, m in (("f32", model), ("bf16", model.clone(dtype=jnp.bfloat16))):
+        tx = make_optimizer(params0, schedule)
+        state = TrainState.create(params0, tx, use_ema=False)
+        out[name] = jax.jit(functools.partial(train_step, model=m, tx=tx, schedule=schedule))(state, batch)
+    (_, f32), (state, bf16) = out["f32"], out["bf16"]
+    assert bool(bf16["finite"]) and abs(float(bf16["loss"]) - float(f32["loss"])) < 1e-2 * float(f32["loss"])
+    leaves = jax.tree_util.tree_leaves(state.params)
+    assert all(a.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(a))) for a in leaves)
+
+
+def test_gradient_clipping_scales_what_adam_sees():
+    params = {"conv_first": {"kernel": jnp.zeros((3, 3, 2, 2)), "bias": jnp.zeros(2)}}
+    grads = jax.tree_util.tree_map(lambda p: jnp.full(p.shape, 3.0), params)
+    norm = float(jnp.sqrt(3.0**2 * 38))
+    for clip, expect in ((None, 3.0), (1.0, 3.0 / norm)):
+        tx = make_optimizer(params, lambda s: 1e-3, grad_clip_norm=clip)
+        _, state = tx.update(grads, tx.init(params), params)
+        # Adam's second moment after one step, in the group 'conv_first' belongs to ('other').
+        nu = [v for p, v in optax.tree_utils.tree_get_all_with_path(state, "nu")
+              if "other" in jax.tree_util.keystr(p)][0]
+        np.testing.assert_allclose(nu["conv_first"]["bias"], (1 - 0.99) * expect**2, rtol=1e-5)
+
+
+def test_init_from_loads_matching_tensors_and_reports_the_rest(tmp_path, data_dir):
+    """The woTSA -> TSA recipe: everything but the fusion is taken from the checkpoint."""
+    from edvr_jax.train.config import base_config
+    from edvr_jax.train.loop import create_model, initial_params
+    from edvr_jax.train.step import make_mesh
+
+    c = base_config()
+    c.model.update(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=2,
+                   num_reconstruct_block=1, with_tsa=True)
+    c.train.init_from = str(data_dir / "edvr" / "sr_wotsa.pth")  # same net without TSA
+    model = create_model(c)
+    params, report = initial_params(c, model, make_mesh())
+    assert "unexpected fusion.weight (8, 24, 1, 1)" in report["skipped"]
+    assert any(s.startswith("missing fusion.temporal_attn1.weight") for s in report["skipped"])
+    wotsa = keymap.params_to_state_dict(load_pth_model(data_dir / "edvr" / "sr_wotsa.pth")[1]["params"])
+    ours = keymap.params_to_state_dict(params)
+    for k in report["loaded"]:
+        np.testing.assert_array_equal(ours[k], wotsa[k], err_msg=k)
+    assert len(report["loaded"]) == len(wotsa) - 2
