@@ -152,7 +152,7 @@ def deform_conv2d(
 
     Returns:
       ``(N, Ho, Wo, Cout)`` in the dtype of ``x``. Sampling positions and
-      bilinear weights are always computed in float32.
+      bilinear weights are computed in the offsets' dtype, at least float32.
     """
     stride_, padding_, dilation_ = (
         _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
