@@ -124,7 +124,14 @@ def load_saved_model(path: str | pathlib.Path, **model_overrides: Any):
     target = abstract_model_params(model)
     if not (path / "params").is_dir():
         raise ConversionError(f"{path}: the params/ folder is missing (an interrupted save?)")
-    params = ocp.StandardCheckpointer().restore(path / "params", target)
+    from edvr_jax.train.checkpoints import orbax_reason, quiet_orbax
+
+    try:
+        with quiet_orbax():
+            params = ocp.StandardCheckpointer().restore(path / "params", target)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        raise ConversionError(f"{path}: cannot read the parameters in params/ (damaged or "
+                              f"incompletely copied?): {orbax_reason(e)}") from None
     return model, {"params": params}
 
 
@@ -144,6 +151,18 @@ def load_model(path: str | pathlib.Path, *, param_key: str | None = None, **mode
         else ``params`` (official BasicSR files), else mmagic's ``state_dict``.
       model_overrides: EDVR fields that do not change parameters, e.g.
         ``center_frame_idx``, ``dtype``, ``max_columns_bytes``.
+
+    Raises (each with a one-line message naming the file, what was expected and found):
+      FileNotFoundError: ``path`` does not exist.
+      CheckpointError: the ``.pth`` is not a readable PyTorch checkpoint (truncated, not a
+        zip or legacy pickle, ...) or is hostile (a pickle naming globals such as
+        ``os.system``; refused before anything in it runs).
+      ConversionError: the weights are not an EDVR this package builds (another network;
+        a missing, unexpected or misshapen key), ``param_key`` is not in the file, or a
+        directory is neither a model directory nor a training workdir with a complete
+        checkpoint (e.g. an interrupted save) or cannot be read.
+      TypeError: a ``model_overrides`` name that is not an EDVR field.
+    Both CheckpointError and ConversionError are ValueErrors.
     """
     p = pathlib.Path(path)
     if not p.exists():

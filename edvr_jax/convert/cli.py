@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> None:
     src, dst = pathlib.Path(args.src), pathlib.Path(args.dst)
     if not src.exists():
         raise FileNotFoundError(f"{src} does not exist")
+    if src.is_dir() and not args.to_torch:
+        raise ConversionError(f"{src} is a folder, expected a .pth file (to export an edvr_jax "
+                              f"model folder or training workdir to .pth, add --to-torch)")
     if dst.exists() and not args.overwrite:
         raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
     if args.to_torch:

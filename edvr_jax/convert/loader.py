@@ -119,7 +119,7 @@ def state_dict_to_params(sd: Mapping[str, np.ndarray], model: EDVR, *, strict: b
     """Maps a BasicSR-named state_dict onto ``model``'s parameter tree.
 
     With ``strict`` any missing, unexpected or misshapen key raises one
-    ConversionError listing every offender with expected and found shapes.
+    ConversionError (one line) naming the offenders with expected and found shapes.
     Otherwise matching tensors are taken and the rest reported:
     returns (params, keys_loaded, problems) and parameters not found keep ``None``
     (fill them from an initialised tree with ``merge_params``).
@@ -143,8 +143,13 @@ def state_dict_to_params(sd: Mapping[str, np.ndarray], model: EDVR, *, strict: b
         loaded.append(key)
     problems += [f"unexpected {k} {tuple(np.shape(sd[k]))}" for k in sd if k not in want]
     if strict and problems:
-        raise ConversionError(f"{source} does not match EDVR({_describe(model)}):\n  " + "\n  ".join(problems))
+        shown = "; ".join(problems[:_SHOWN]) + (f"; and {len(problems) - _SHOWN} more"
+                                                 if len(problems) > _SHOWN else "")
+        raise ConversionError(f"{source} does not match EDVR({_describe(model)}): {shown}")
     return keymap.unflatten(flat), loaded, problems
+
+
+_SHOWN = 6  # problems named in a strict-load error (one line); the rest are counted
 
 
 def merge_params(loaded: Mapping, init: Mapping) -> dict:

@@ -46,6 +46,7 @@ from edvr_jax.data.pipeline import (
     apply_choice,
     crop_origin,
     hide_accelerators_from_tf,
+    iterate_batches,
     make_train_dataset,
     sample_choice,
 )
@@ -56,7 +57,8 @@ hide_accelerators_from_tf()
 __all__ = [
     "DATASETS", "PARTITIONS", "TASKS", "CheckReport", "Clip", "ClipSet", "DatasetError",
     "apply_choice", "check_clipset", "crop_origin", "demo_clipset", "get_clipset",
-    "hide_accelerators_from_tf", "imresize_bicubic", "make_demo_clips", "make_train_dataset",
+    "hide_accelerators_from_tf", "imresize_bicubic", "iterate_batches", "make_demo_clips",
+    "make_train_dataset",
     "read_clip", "read_folder", "read_frames", "read_reds", "read_vid4", "read_vimeo90k",
     "read_window", "sample_choice",
 ]

@@ -206,18 +206,37 @@ def read_bytes(ref: str, source: Any = None) -> bytes:
         raise DatasetError(f"cannot read frame {ref}: {type(e).__name__}: {e}") from None
 
 
-def decode_frame(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Encoded PNG/JPEG/BMP bytes -> uint8 RGB array (H, W, 3); names `name` if corrupt."""
+GRAY_NOTE = "grayscale frames are converted to RGB"
+ALPHA_NOTE = "RGBA frames: the alpha channel is dropped"
+
+
+def decode_frame(data: bytes, name: str = "<bytes>", notes: set[str] | None = None
+                 ) -> np.ndarray:
+    """Encoded PNG/JPEG/BMP bytes -> uint8 RGB array (H, W, 3); names `name` if corrupt.
+
+    Grayscale is replicated to RGB and alpha dropped (what `decode_image(channels=3)` does);
+    when `notes` is a set, a sentence saying so is added to it.
+    """
     if not data:
         raise DatasetError(f"frame {name} is empty (0 bytes)")
     try:
-        img = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        img = tf.io.decode_image(data, channels=0, dtype=tf.uint8,
+                                 expand_animations=False).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         msg = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", str(e)).strip()
         msg = msg.splitlines()[0] if msg else type(e).__name__
         raise DatasetError(f"frame {name} is not a readable image (corrupt or truncated?): "
                            f"{msg}") from None
-    return img.numpy()
+    channels = img.shape[-1]
+    if channels in (1, 2):
+        img = np.repeat(img[..., :1], 3, axis=-1)
+    elif channels == 4:
+        img = np.ascontiguousarray(img[..., :3])
+    if notes is not None and channels != 3:
+        notes.add(GRAY_NOTE if channels < 3 else ALPHA_NOTE)
+        if channels == 2:
+            notes.add(ALPHA_NOTE)
+    return img
 
 
 def to_float(img: np.ndarray) -> np.ndarray:
@@ -225,17 +244,18 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) / np.float32(255.0)
 
 
-def read_frames(paths: Sequence[str], source: Any = None, workers: int = 8) -> np.ndarray:
+def read_frames(paths: Sequence[str], source: Any = None, workers: int = 8,
+                notes: set[str] | None = None) -> np.ndarray:
     """Read and decode frames into one float32 RGB array (T, H, W, 3) in [0, 1].
 
     Raises DatasetError naming the first unreadable frame or the first frame whose size
-    differs from the first frame's.
+    differs from the first frame's. `notes`: see `decode_frame`.
     """
     if not paths:
         raise DatasetError("read_frames: no frames given")
 
     def load(p):
-        return decode_frame(read_bytes(p, source), p)
+        return decode_frame(read_bytes(p, source), p, notes)
 
     frames = parallel_map(load, list(paths), workers)
     h, w = frames[0].shape[:2]

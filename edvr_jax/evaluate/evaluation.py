@@ -86,8 +86,8 @@ class _Item:
     name: str  # output file stem
 
 
-def _read_one(path: str, source: Any) -> np.ndarray:
-    return read_frames([path], source)[0]
+def _read_one(path: str, source: Any, notes: set[str] | None = None) -> np.ndarray:
+    return read_frames([path], source, notes=notes)[0]
 
 
 def _prefetched(fn, args: list, pool: ThreadPoolExecutor, ahead: int = 4) -> Iterator[Any]:
@@ -114,15 +114,15 @@ def _needed(targets: list[int], n: int, num_frame: int, padding: str, clip: str)
         raise EvaluationError(f"clip {clip}: {e}") from None
 
 
-def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: ThreadPoolExecutor
-                  ) -> Iterator[tuple[int, np.ndarray]]:
+def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: ThreadPoolExecutor,
+                  notes: set[str] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(target, window) for the last stage, in target order; earlier stages run here."""
     n = clip.num_frames
     targets = [_targets(clip)]
     for r in reversed(stages[1:]):  # frames each earlier stage must produce
         targets.insert(0, _needed(targets[0], n, r.model.num_frame, padding, clip.name))
     lq_needed = set(_needed(targets[0], n, stages[0].model.num_frame, padding, clip.name))
-    frames = _prefetched(_read_one, [(p, clip.source) if i in lq_needed else None
+    frames = _prefetched(_read_one, [(p, clip.source, notes) if i in lq_needed else None
                                      for i, p in enumerate(clip.lq_paths)], pool)
 
     def windows(stream, k):
@@ -161,14 +161,14 @@ def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: Thread
     return stream
 
 
-def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threading.Event
-             ) -> Iterator[tuple[np.ndarray, list[_Item]]]:
+def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threading.Event,
+             notes: set[str] | None = None) -> Iterator[tuple[np.ndarray, list[_Item]]]:
     """Lists of items of one window shape, at most ``batch_size`` long, in clip order."""
     size = stages[-1].batch_size
     with ThreadPoolExecutor(max_workers=8) as pool:
         cur: list[_Item] = []
         for clip in clipset.clips:
-            for c, window in _clip_windows(clip, stages, padding, pool):
+            for c, window in _clip_windows(clip, stages, padding, pool, notes):
                 if stop.is_set():
                     return
                 if cur and (len(cur) == size or window.shape != cur[0].window.shape):
@@ -180,7 +180,7 @@ def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threa
             yield cur
 
 
-def _producer(clipset, stages, padding, scale, out_queue, stop):
+def _producer(clipset, stages, padding, scale, out_queue, stop, notes=None):
     """Background thread: complete batches (lq, gt uint8, items), then None; or the exception."""
 
     def put(item) -> None:
@@ -193,8 +193,8 @@ def _producer(clipset, stages, padding, scale, out_queue, stop):
 
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for items in _batches(clipset, stages, padding, stop):
-                gts = list(pool.map(lambda it: _read_one(it.gt_path, it.source), items))
+            for items in _batches(clipset, stages, padding, stop, notes):
+                gts = list(pool.map(lambda it: _read_one(it.gt_path, it.source, notes), items))
                 t, h, w, _ = items[0].window.shape
                 for it, g in zip(items, gts, strict=True):
                     if g.shape != (scale * h, scale * w, 3):
@@ -235,8 +235,9 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     Returns ``{"settings", "clips": {name: {metric: clip mean, "num_frames", "frames":
     [{"index", metric...}]}}, "mean": {metric: mean over clips}, "timing": {"frames",
     "seconds", "frames_per_second", "compilations" (distinct batch shapes run)},
-    "offsets": {dcn: largest batch mean |offset|}, "warnings": [...]}``. PSNR is ``inf``
-    for a frame equal to its GT.
+    "offsets": {dcn: largest batch mean |offset|}, "warnings": [...], "notes": [...]}``
+    (notes: conversions applied while reading, e.g. grayscale frames replicated to RGB).
+    PSNR is ``inf`` for a frame equal to its GT.
     """
     if clipset.scale != model.scale:
         raise EvaluationError(
@@ -262,8 +263,9 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True,
                desc=f"{clipset.dataset}")
     stop, q = threading.Event(), queue.Queue(maxsize=2)
+    notes: set[str] = set()  # frame conversions met while reading (grayscale, alpha)
     thread = threading.Thread(target=_producer, daemon=True,
-                              args=(clipset, stages, padding, final.model.scale, q, stop))
+                              args=(clipset, stages, padding, final.model.scale, q, stop, notes))
     start = time.perf_counter()
     thread.start()
     pool = ThreadPoolExecutor(max_workers=4) if save_dir else None
@@ -336,6 +338,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                    "compilations": sum(len(s.shapes) for s in stages)},
         "offsets": offsets,
         "warnings": warnings,
+        "notes": sorted(notes),
     }
 
 

@@ -140,6 +140,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         "center_only": any(c.center is not None for c in clipset.clips),
     }
     assert tuple(result["settings"]["metrics"]) == metric_names(test_y, True)
+    for note in result.get("notes", []):
+        echo(f"note: {note}")
     echo(format_table(result))
     t = result["timing"]
     echo(f"{t['frames']} frames in {t['seconds']:.1f} s ({t['frames_per_second']:.2f} frames/s, "

@@ -13,6 +13,7 @@ and the temporary folder is cleaned up at the next start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 from typing import Any
@@ -42,6 +43,67 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, *, force: bool =
     return manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=force)
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, read-only or vanished folder, ...).
+
+    The message names the step, the folder and the reason, and the latest complete
+    checkpoint, which is intact: orbax renames a save into place only once it is whole.
+    """
+
+
+class Saver:
+    """Asynchronous saves whose failures surface as one CheckpointWriteError, as soon as the
+    background write reports them (``check``, called every step) or at the next save/wait."""
+
+    def __init__(self, manager: ocp.CheckpointManager):
+        self.manager = manager
+        self.pending: int | None = None  # the step whose save was started last
+
+    @contextlib.contextmanager
+    def _guard(self, step: int | None):
+        try:
+            yield
+        except (ValueError, OSError, RuntimeError) as e:
+            failed = self.pending if self.pending is not None else step
+            directory = pathlib.Path(self.manager.directory)
+            latest = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+                read_only=True)).latest_step() if directory.is_dir() else None
+            kept = (f"checkpoint {latest} is intact and the same command resumes from it"
+                    if latest is not None else "no complete checkpoint exists yet")
+            raise CheckpointWriteError(
+                f"could not write checkpoint {failed} in {directory}: {orbax_reason(e)}; "
+                f"{kept} once the folder is writable and has room") from None
+
+    def save(self, step: int, state: Any) -> None:
+        with self._guard(step):
+            save(self.manager, step, state, force=True)
+        self.pending = step
+
+    def check(self) -> None:
+        with self._guard(None):
+            self.manager.check_for_errors()
+
+    def wait(self) -> None:
+        with self._guard(None):
+            self.manager.wait_until_finished()
+        self.pending = None
+
+
+def check_writable(workdir: pathlib.Path) -> None:
+    """Creates ``workdir/checkpoints`` and writes a probe file there: a workdir that cannot
+    hold checkpoints fails now, with its path, rather than after the first steps."""
+    folder = workdir / "checkpoints"
+    probe = folder / f".write_probe.{jax.process_index()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"probe")
+        probe.unlink()
+    except OSError as e:
+        raise CheckpointWriteError(f"workdir {workdir}: cannot write checkpoints to {folder}: "
+                                   f"{e.strerror or e} ({e.filename or folder}); expected a "
+                                   f"writable folder") from None
+
+
 def restore(manager: ocp.CheckpointManager, abstract_state: Any, step: int | None = None) -> Any:
     """The TrainState at ``step`` (default: the latest complete one), shaped like ``abstract_state``."""
     step = manager.latest_step() if step is None else step
@@ -61,11 +123,48 @@ def restore_to_host(workdir: str | pathlib.Path, step: int | None = None) -> tup
                                     item_handlers=_HANDLERS())
     step = manager.latest_step() if step is None else step
     if step is None:
-        raise ConversionError(f"{directory} holds no complete checkpoint yet")
-    meta = manager.item_metadata(step)["state"]
-    target = jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), meta)
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+        partial = sorted(p.name for p in directory.glob("*.orbax-checkpoint-tmp*"))
+        found = (f"only {', '.join(partial)}, left by an interrupted save" if partial
+                 else "it is empty" if directory.is_dir() else "the folder does not exist")
+        raise ConversionError(f"{directory} holds no complete checkpoint yet ({found})")
+    try:
+        with quiet_orbax():
+            meta = manager.item_metadata(step)["state"]
+            target = jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), meta)
+            state = manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target)))
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        raise ConversionError(f"{directory / str(step)}: cannot read the checkpoint "
+                              f"({orbax_reason(e)})") from None
     return state["state"], step
+
+
+@contextlib.contextmanager
+def quiet_orbax():
+    """orbax logs a failed read with tracebacks (absl logger, ERROR) before raising; callers
+    report the failure as one line instead."""
+    import logging
+
+    logger = logging.getLogger("absl")
+    old = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def orbax_reason(e: BaseException) -> str:
+    """The informative part of an orbax/TensorStore error, on one line."""
+    import re
+
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    code = re.search(r"os_error_code='?(\d+)", text)
+    if code:
+        import os
+
+        return f"{os.strerror(int(code.group(1)))}; {text[:300]}"
+    return text[:400]
 
 
 def write_run_files(workdir: pathlib.Path, config_json: str, model_arch: dict) -> None:
@@ -97,8 +196,10 @@ def load_workdir_model(workdir: str | pathlib.Path, *, param_key: str | None = N
             return load_saved_model(workdir / "export", **overrides)
     arch_file = workdir / MODEL_JSON
     if not arch_file.exists():
+        hint = ("; it is the temporary folder of an interrupted save (edvr-convert / save_model): "
+                "run the conversion again" if workdir.name.endswith(".tmp-edvr") else "")
         raise ConversionError(f"{workdir}: neither an edvr_jax model directory ({MODEL_FILE}) nor a "
-                              f"training workdir ({MODEL_JSON}, checkpoints/)")
+                              f"training workdir ({MODEL_JSON}, checkpoints/){hint}")
     model = model_from_architecture(json.loads(arch_file.read_text()), **overrides)
     state, step = restore_to_host(workdir)
     if param_key not in (None, "params", "params_ema"):

@@ -3,7 +3,8 @@
 ``kill@<point>:<step>`` makes the process SIGKILL itself at that point of that step:
 ``step`` right after the step is dispatched (the device is still computing), ``save``
 right after an asynchronous checkpoint save has started (orbax is writing in the
-background), ``validation`` in the middle of periodic validation. ``nan@step:<step>``
+background), ``validation`` in the middle of periodic validation, ``export`` after the
+final checkpoint is complete and before the model is exported. ``nan@step:<step>``
 feeds that step a batch of NaNs. Unset in normal runs; nothing is checked per step
 beyond one set lookup.
 """

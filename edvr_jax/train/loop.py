@@ -86,30 +86,59 @@ def create_optimizer(config: ml_collections.ConfigDict, params: Any):
 
 
 def initial_params(config: ml_collections.ConfigDict, model: EDVR, mesh) -> tuple[Any, dict]:
-    """Fresh parameters (BasicSR's initialisation), optionally overlaid from ``train.init_from``."""
+    """Fresh parameters (BasicSR's initialisation), optionally overlaid from ``train.init_from``
+    (read first, so that a bad file fails before anything is computed)."""
+    init_sd = read_init_state_dict(config) if config.train.init_from else None
     m = model.size_multiple
     x = jnp.zeros((1, model.num_frame, m, m, model.num_in_ch))
     key = jax.random.fold_in(jax.random.key(config.train.seed), 0)
     params = jax.jit(lambda k: model.init(k, x)["params"], out_shardings=replicated(mesh))(key)
     report: dict = {}
-    if config.train.init_from:
-        params, report = overlay_checkpoint(config, model, params)
+    if init_sd is not None:
+        params, report = overlay_state_dict(config.train.init_from, init_sd, model, params)
     return params, report
 
 
-def overlay_checkpoint(config, model, params):
-    """Non-strict load (BasicSR ``strict_load_g: false``): matching tensors replace the fresh ones."""
+def read_init_state_dict(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """BasicSR-named tensors of ``train.init_from``: a ``.pth`` (any EDVR, whatever its
+    architecture), an edvr_jax model directory or a training workdir. Unreadable, hostile or
+    non-EDVR files raise TrainingError naming ``train.init_from`` and the file."""
     from edvr_jax.convert import keymap
     from edvr_jax.convert.api import load_model
+    from edvr_jax.convert.loader import (
+        ConversionError,
+        find_state_dict,
+        infer_architecture,
+        to_basicsr_names,
+    )
+    from edvr_jax.convert.pth import CheckpointError, load_pth
+
+    src, key = config.train.init_from, config.train.init_param_key or None
+    try:
+        if pathlib.Path(src).is_file():
+            sd, _ = find_state_dict(load_pth(src), key, source=src)
+            sd, _ = to_basicsr_names(sd)
+            infer_architecture(sd, source=src)  # refuses a state_dict of another network
+            return sd
+        _, variables = load_model(src, param_key=key)
+    except (FileNotFoundError, ConversionError, CheckpointError) as e:
+        raise TrainingError(f"train.init_from: {e}") from None
+    return keymap.params_to_state_dict(variables["params"])
+
+
+def overlay_state_dict(source: str, sd: dict, model, params):
+    """Non-strict load (BasicSR ``strict_load_g: false``): matching tensors replace the fresh
+    ones; each missing, unexpected or misshapen key is logged and keeps its fresh value."""
     from edvr_jax.convert.loader import merge_params, state_dict_to_params
 
-    _, variables = load_model(config.train.init_from, param_key=config.train.init_param_key or None)
-    sd = keymap.params_to_state_dict(variables["params"])
-    loaded, keys, problems = state_dict_to_params(sd, model, strict=False, source=config.train.init_from)
+    loaded, keys, problems = state_dict_to_params(sd, model, strict=False, source=source)
+    if not keys:
+        raise TrainingError(f"train.init_from: no tensor of {source} fits the model "
+                            f"({'; '.join(problems[:3])}; ...)")
     merged = merge_params(loaded, jax.device_get(params))
     for p in problems:
-        log.warning("init_from %s: %s (kept the fresh initialisation)", config.train.init_from, p)
-    log.info("init_from %s: loaded %d tensors, skipped %d", config.train.init_from, len(keys), len(problems))
+        log.warning("init_from %s: %s (kept the fresh initialisation)", source, p)
+    log.info("init_from %s: loaded %d tensors, skipped %d", source, len(keys), len(problems))
     return jax.tree_util.tree_map(jnp.asarray, merged), {"loaded": keys, "skipped": problems}
 
 
@@ -140,16 +169,16 @@ def create_state(config, model, mesh, manager):
 
 
 def create_train_iterator(config, clips, start_step: int):
+    """Numpy batches from ``start_step`` on; a bad frame raises DatasetError naming it."""
     from edvr_jax import data
 
     d, t = config.data, config.train
-    ds = data.make_train_dataset(
+    return data.iterate_batches(
         clips, num_frame=config.model.num_frame, gt_size=d.gt_size, scale=clips.scale,
         interval_list=tuple(d.interval_list), random_reverse=d.random_reverse,
         use_hflip=d.use_hflip, use_rot=d.use_rot, seed=t.seed, start_step=start_step,
         global_batch_size=t.batch_size, process_index=jax.process_index(),
         process_count=jax.process_count())
-    return ds.as_numpy_iterator()
 
 
 def _check_batch_size(config, mesh) -> None:
@@ -157,6 +186,15 @@ def _check_batch_size(config, mesh) -> None:
     if config.train.batch_size % n:
         raise TrainingError(f"train.batch_size={config.train.batch_size} must be a multiple of the "
                             f"{n} devices (each device takes an equal slice)")
+
+
+def _check_crop(config, model, scale: int) -> None:
+    gt, m = config.data.gt_size, model.size_multiple
+    lq = gt // scale
+    if gt % scale or lq % m:
+        raise TrainingError(f"data.gt_size={gt} gives LQ crops of {lq}x{lq} (gt_size / scale "
+                            f"{scale}), but EDVR needs a multiple of {m}: use a data.gt_size that "
+                            f"is a multiple of {m * scale}")
 
 
 class _SigtermFlag:
@@ -194,9 +232,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     if train_clips.scale != model.scale:
         raise TrainingError(f"the data has scale {train_clips.scale} but the model outputs "
                             f"x{model.scale} (hr_in={model.hr_in}); check data.task / model.hr_in")
+    _check_crop(config, model, train_clips.scale)
+    checkpoints.check_writable(workdir)
     checkpoints.write_run_files(workdir, config.to_json_best_effort(indent=2),
                                 architecture_of(model.clone(dtype=None)))
     manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
+    saver = checkpoints.Saver(manager)
+    # The data (its frame headers) is checked before any parameter is initialised.
+    batches = create_train_iterator(config, train_clips, manager.latest_step() or 0)
 
     state, tx, schedule, init_report, start = create_state(config, model, mesh, manager)
     step_fn = compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
@@ -204,7 +247,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                                  loss_eps=config.train.loss_eps,
                                  ema_decay=config.train.ema_decay or None)
     reporter = Reporter(config, workdir, start=start, total=config.train.num_steps)
-    batches = create_train_iterator(config, train_clips, start)
     summary: dict[str, Any] = {"init": init_report, "resumed_from": start}
     last_saved = start
     t = config.train
@@ -214,33 +256,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             state, metrics = step_fn(state, global_batch(local, mesh))
             done = step + 1
             faults.maybe_kill("step", done)
+            saver.check()  # a background save that failed (disk full, ...) stops the run now
             reporter.step(done, metrics)
             if done % t.log_every == 0 or done == t.num_steps:
                 logged = reporter.log(done)
-                _check_finite(state, manager, last_saved)
+                _check_finite(state, saver, last_saved)
                 warn_large_offsets({k[7:]: v for k, v in logged.items() if k.startswith("offset/")})
                 summary["train"] = logged
             if config.eval.every and val_clips is not None and done % config.eval.every == 0:
                 summary["val"] = validate(config, model, state, val_clips, mesh, reporter, done)
             preempted = sigterm.raised or manager.reached_preemption(done)
             if done % t.checkpoint_every == 0 or done == t.num_steps or preempted:
-                _check_finite(state, manager, last_saved)
-                checkpoints.save(manager, done, state, force=True)
+                _check_finite(state, saver, last_saved)
+                saver.save(done, state)
                 faults.maybe_kill("save", done)
                 last_saved = done
             if preempted:
-                manager.wait_until_finished()
+                saver.wait()
                 reporter.close()
                 raise Preempted(done)
-    manager.wait_until_finished()
-    if start >= t.num_steps:  # nothing left to train: the export and validation exist
-        reporter.close()
+    saver.wait()
+    if start >= t.num_steps and _exported_step(workdir) == start:
+        reporter.close()  # nothing left to do: the export and validation exist
         summary["step"] = int(state.step)
         return summary
+    faults.maybe_kill("export", int(state.step))
     final = state.ema_params if state.ema_params is not None else state.params
     save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final), overwrite=True,
                extra={"step": int(state.step),
                       "param_key": "params_ema" if state.ema_params is not None else "params"})
+    if start >= t.num_steps:  # a run stopped between its last save and its export
+        reporter.close()
+        summary["step"] = int(state.step)
+        return summary
     if config.eval.every and val_clips is not None and "val" not in summary:
         summary["val"] = validate(config, model, state, val_clips, mesh, reporter, int(state.step))
     reporter.close()
@@ -250,13 +298,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     return summary
 
 
-def _check_finite(state: TrainState, manager, last_saved: int) -> None:
+def _exported_step(workdir: pathlib.Path) -> int | None:
+    from edvr_jax.convert.api import MODEL_FILE
+
+    try:
+        return json.loads((workdir / "export" / MODEL_FILE).read_text()).get("step")
+    except (OSError, ValueError):
+        return None
+
+
+def _check_finite(state: TrainState, saver, last_saved: int) -> None:
     bad = int(jax.device_get(state.first_nonfinite_step))
     if bad >= 0:
-        manager.wait_until_finished()
+        saver.wait()
         raise TrainingError(
             f"loss or gradient became NaN/inf at step {bad + 1}; stopped without saving. "
-            f"The last good checkpoint is step {manager.latest_step() or last_saved} "
+            f"The last good checkpoint is step {saver.manager.latest_step() or last_saved} "
             "(lower train.lr or train.dcn_lr_mul, or set train.grad_clip_norm)")
 
 
