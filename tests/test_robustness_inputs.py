@@ -582,3 +582,20 @@ def test_counts():
     tools = {tool for tool, _ in CASES}
     assert tools == {"edvr-convert", "eval.py", "edvr-restore", "load_model", "train.py"}
     assert len(CASES) >= 80, len(CASES)
+
+
+def test_training_input_names_a_frame_that_vanishes_mid_run(tmp_path):
+    """A frame deleted (or unreadable) after the run started: the tf.data failure is traced
+    back to the file through the stateless sample of the failing step."""
+    from edvr_jax import data
+
+    tree = folder_tree(tmp_path / "t", n=3)
+    clips = data.get_clipset("folder", None, gt_root=str(tree / "GT"), lq_root=str(tree / "LQ"))
+    batches = data.iterate_batches(clips, num_frame=3, gt_size=64, seed=0, global_batch_size=2,
+                                   process_index=0, process_count=1)
+    (tree / "GT" / "a" / "0001.png").unlink()  # the only centre frame of a 3-frame clip
+    with pytest.raises(data.DatasetError) as err:
+        next(batches)
+    msg = str(err.value)
+    assert msg.startswith("training step 1: cannot read frame ") and "GT/a/0001.png" in msg, msg
+    assert "\n" not in msg

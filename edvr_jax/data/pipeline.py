@@ -333,7 +333,11 @@ def iterate_batches(clips: ClipSet, **kwargs) -> Iterator[dict[str, np.ndarray]]
             else opts["process_index"]
         opts["process_count"] = jax.process_count() if opts["process_count"] is None \
             else opts["process_count"]
-    it = make_train_dataset(**opts).as_numpy_iterator()
+    return _numpy_batches(make_train_dataset(**opts), opts)  # the dataset is checked now
+
+
+def _numpy_batches(ds: tf.data.Dataset, opts: dict) -> Iterator[dict[str, np.ndarray]]:
+    it = ds.as_numpy_iterator()
     step = int(opts["start_step"])
     while True:
         try:

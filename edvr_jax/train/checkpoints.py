@@ -58,6 +58,7 @@ class Saver:
     def __init__(self, manager: ocp.CheckpointManager):
         self.manager = manager
         self.pending: int | None = None  # the step whose save was started last
+        ignore_closed_loop_noise()
 
     @contextlib.contextmanager
     def _guard(self, step: int | None):
@@ -80,8 +81,9 @@ class Saver:
         self.pending = step
 
     def check(self) -> None:
-        with self._guard(None):
-            self.manager.check_for_errors()
+        """Raises if the last save has finished and failed; never blocks."""
+        if self.pending is not None and not self.manager.is_saving_in_progress():
+            self.wait()  # returns at once: the background save is over
 
     def wait(self) -> None:
         with self._guard(None):
@@ -139,12 +141,34 @@ def restore_to_host(workdir: str | pathlib.Path, step: int | None = None) -> tup
     return state["state"], step
 
 
+def ignore_closed_loop_noise() -> None:
+    """After a failed orbax write or read, TensorStore callbacks still pending reach an
+    asyncio loop that orbax has closed, and Python prints each as an unraisable
+    ``RuntimeError: Event loop is closed`` traceback. Those (and only those) are dropped;
+    the failure itself is reported as one line by the caller."""
+    import sys
+
+    hook = sys.unraisablehook
+    if getattr(hook, "_edvr_jax", False):
+        return
+
+    def filtered(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        hook(unraisable)
+
+    filtered._edvr_jax = True
+    sys.unraisablehook = filtered
+
+
 @contextlib.contextmanager
 def quiet_orbax():
     """orbax logs a failed read with tracebacks (absl logger, ERROR) before raising; callers
     report the failure as one line instead."""
     import logging
 
+    ignore_closed_loop_noise()
     logger = logging.getLogger("absl")
     old = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -163,7 +187,8 @@ def orbax_reason(e: BaseException) -> str:
     if code:
         import os
 
-        return f"{os.strerror(int(code.group(1)))}; {text[:300]}"
+        where = re.search(r'(?:Failed writing|Error reading|local file):? "([^"]+)"', text)
+        return os.strerror(int(code.group(1))) + (f" (at {where.group(1)})" if where else "")
     return text[:400]
 
 

@@ -19,9 +19,9 @@ def run(config, workdir: str, *, distributed: bool = False, coordinator_address:
                         format="%(asctime)s %(levelname)s %(message)s", force=True)
     for noisy in ("absl", "orbax", "tensorflow", "jax._src"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    # orbax logs a failed background save with tracebacks at ERROR; the run reports it as
-    # one line (CheckpointWriteError) instead.
-    for noisy in ("absl", "orbax"):
+    # orbax logs a failed background save with tracebacks at ERROR, and asyncio its
+    # unretrieved write tasks; the run reports the failure as one line (CheckpointWriteError).
+    for noisy in ("absl", "orbax", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     from edvr_jax.convert.loader import ConversionError
