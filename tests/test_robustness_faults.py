@@ -202,5 +202,5 @@ def test_read_only_checkpoints_folder_is_refused_up_front(tmp_path):
         subprocess.run(["umount", str(wd / "checkpoints")], check=False)
 
 
-def test_counts():
+def test_counts_4_kill_points():
     assert len(KILLS) == 4  # kill points (plus one full disk) in the chain above

@@ -290,6 +290,7 @@ def test_train_py_and_edvr_convert_entry_points_refuse(armed, tmp_path):
     assert not happened(t) and not (tmp_path / "out").exists()
 
 
-def test_counts():
+def test_counts_20_hostile_files_100_refusals_20_bounded():
     assert len(NAMES) * 2 == 20  # hostile files: 10 payloads x {zip, legacy}
-    assert len(NAMES) * 2 * len(TOOLS) == 100  # refusal cases through the tools
+    assert len(NAMES) * 2 * len(TOOLS) == 100  # refusal cases through the 5 tools
+    assert len(BOUNDED) * len(TOOLS) == 20  # zip bomb / huge storage / lying size cases

@@ -541,9 +541,10 @@ def entry_env(demo_cache=None):
                 TF_CPP_MIN_LOG_LEVEL="2", EDVR_JAX_CACHE=str(demo_cache or CACHE / "demo"))
 
 
-def test_train_py_entry_point_config_key_and_corrupt_png(b, tmp_path):
-    """The real train.py: a config key that does not exist, then a corrupt PNG met by the
-    tf.data pipeline in the middle of a clip (named, although TensorFlow's decoder does not)."""
+def test_train_py_entry_point_config_errors_and_corrupt_png(b, tmp_path):
+    """The real train.py: a config key that does not exist, a missing config file, a value
+    of the wrong type, then a corrupt PNG met by the tf.data pipeline in the middle of a clip
+    (named, although TensorFlow's decoder does not)."""
     base = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs" / "tiny.py"),
             "--workdir", str(tmp_path / "w")]
     r = subprocess.run([*base, "--config.train.no_such_key=3"], capture_output=True, text=True,
@@ -551,6 +552,13 @@ def test_train_py_entry_point_config_key_and_corrupt_png(b, tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert "train.no_such_key" in last and "does not exist" in last, last
+    missing = [sys.executable, str(ROOT / "train.py"), f"--config={tmp_path / 'nope.py'}",
+               "--workdir", str(tmp_path / "w")]
+    for cmd, want in ((missing, "nope.py: no such file"),
+                      ([*base, "--config.train.num_steps=many"], "num_steps=many: invalid literal")):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=entry_env(), timeout=300)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert want in r.stderr.strip().splitlines()[-1], r.stderr
     tree = b.train["corrupt"]
     r = subprocess.run([*base, "--config.data.dataset=folder", f"--config.data.root={tree}/GT",
                         f"--config.data.lq_root={tree}/LQ", "--config.train.num_steps=2"],
@@ -577,11 +585,12 @@ def test_console_entry_points(b, tmp_path, tool):
             "eval.py": "0002.png is not a readable"}[tool] in last, last
 
 
-def test_counts():
-    """The numbers quoted in the report."""
+def test_counts_96_tool_cases_of_31_kinds_90_refused_6_accepted():
+    """The numbers in this test's name (and in the report) are the table's."""
     tools = {tool for tool, _ in CASES}
     assert tools == {"edvr-convert", "eval.py", "edvr-restore", "load_model", "train.py"}
-    assert len(CASES) >= 80, len(CASES)
+    assert len(CASES) == 96 and len({name for _, name in CASES}) == 31
+    assert sum(1 for _, expect, _ in CASES.values() if expect == 0) == 6
 
 
 def test_training_input_names_a_frame_that_vanishes_mid_run(tmp_path):
@@ -599,3 +608,30 @@ def test_training_input_names_a_frame_that_vanishes_mid_run(tmp_path):
     msg = str(err.value)
     assert msg.startswith("training step 1: cannot read frame ") and "GT/a/0001.png" in msg, msg
     assert "\n" not in msg
+
+
+def test_training_input_converts_grayscale_and_rgba_and_takes_any_frame_size(tmp_path, caplog):
+    """train.py's input path (create_clipsets + create_train_iterator, as in the loop):
+    grayscale frames are replicated to RGB and alpha dropped, with a warning naming the
+    frame; frames whose size is not a multiple of 4 train fine (crops are 16x16)."""
+    from edvr_jax.train.loop import create_clipsets, create_train_iterator
+
+    for name, fn in (("gray", gray), ("rgba", rgba)):
+        edit = lambda kind, t, arr, fn=fn: fn(arr) if t == 0 else None  # noqa: E731
+        tree = folder_tree(tmp_path / name, n=3, lq_hw=(18, 22), edit=edit)
+        config = tiny_config(**train_on(tree, **{"data.use_hflip": False, "data.use_rot": False,
+                                                 "train.batch_size": 2}))
+        clips, _ = create_clipsets(config)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="edvr_jax.data"):
+            batch = next(create_train_iterator(config, clips, 0))
+        warned = " ".join(r.getMessage() for r in caplog.records)
+        assert "LQ/a/0000.png is " + ("L" if name == "gray" else "RGBA") in warned, warned
+        assert ("replicated to RGB" if name == "gray" else "alpha channel is dropped") in warned
+        assert batch["lq"].shape == (2, 3, 16, 16, 3) and batch["gt"].shape == (2, 64, 64, 3)
+        frame0 = batch["lq"][:, 0]  # LQ frame 0 of the only clip: the converted one
+        if name == "gray":
+            np.testing.assert_array_equal(frame0[..., 0], frame0[..., 1])
+            np.testing.assert_array_equal(frame0[..., 0], frame0[..., 2])
+        else:
+            assert not np.array_equal(frame0[..., 0], frame0[..., 1])  # colour kept
