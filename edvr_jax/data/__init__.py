@@ -30,6 +30,7 @@ folder, clip or frame. `python -m edvr_jax.data check ...` scans a dataset up fr
 clip, index and pixel position) for tests anywhere in the project.
 """
 
+from edvr_jax.data.batches import iterate_batches
 from edvr_jax.data.check import CheckReport, check_clipset
 from edvr_jax.data.clips import (
     Clip,
@@ -46,7 +47,6 @@ from edvr_jax.data.pipeline import (
     apply_choice,
     crop_origin,
     hide_accelerators_from_tf,
-    iterate_batches,
     make_train_dataset,
     sample_choice,
 )
