@@ -29,7 +29,7 @@ import numpy as np
 
 FWD_SHAPE = (1, 5, 180, 320)
 STEP_SHAPE = (4, 5, 64, 64)
-PIXELS = [(45, 80), (90, 160), (180, 320)]
+PIXELS = [(44, 80), (88, 160), (176, 320)]
 BATCHES = [1, 2, 4]
 
 
