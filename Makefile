@@ -23,6 +23,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_dcn.py
+	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_input.py
 
 clean:
