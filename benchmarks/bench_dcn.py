@@ -74,7 +74,7 @@ def bench_jax(shapes, repeats):
             a = [args[i] for i in which]
             compiled = fn.lower(*a).compile()
             mem = compiled.memory_analysis()
-            row[f"{name}_s"] = _median_time(lambda: jax.block_until_ready(fn(*a)), repeats)
+            row[f"{name}_s"] = _median_time(lambda fn=fn, a=a: jax.block_until_ready(fn(*a)), repeats)
             if mem is not None:
                 row[f"{name}_peak_bytes"] = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes
                                                 + mem.output_size_in_bytes)
@@ -96,11 +96,11 @@ def bench_torch(shapes, repeats):
         x, off, mask = nchw(x_), nchw(off_), nchw(mask_)
         weight = torch.from_numpy(np.ascontiguousarray(np.transpose(kernel_, (3, 2, 0, 1))))
 
-        def fwd():
+        def fwd(x=x, off=off, weight=weight, mask=mask):
             with torch.no_grad():
                 deform_conv2d(x, off, weight, None, (1, 1), (1, 1), (1, 1), mask)
 
-        def fwd_bwd():
+        def fwd_bwd(x=x, off=off, weight=weight, mask=mask):
             ts = [t.detach().requires_grad_() for t in (x, off, mask, weight)]
             y = deform_conv2d(ts[0], ts[1], ts[3], None, (1, 1), (1, 1), (1, 1), ts[2])
             (y ** 2).sum().backward()
@@ -153,7 +153,7 @@ def main():
             torch_rows = json.loads(out.stdout.strip().splitlines()[-1])
     if torch_rows is not None:
         report["torch"] = {k: v for k, v in torch_rows.items() if k != "rows"}
-        for row, trow in zip(report["rows"], torch_rows["rows"]):
+        for row, trow in zip(report["rows"], torch_rows["rows"], strict=True):
             row.update({k: v for k, v in trow.items() if k != "shape"})
             row["fwd_ratio_vs_torchvision"] = row["dcn_fwd_s"] / row["torchvision_fwd_s"]
             row["fwd_bwd_ratio_vs_torchvision"] = row["dcn_fwd_bwd_s"] / row["torchvision_fwd_bwd_s"]

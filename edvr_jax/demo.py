@@ -40,7 +40,7 @@ def bicubic_scores(clips) -> dict[str, tuple[float, float]]:
     out = {}
     for clip in clips.clips:
         lq, gt = read_clip(clip)
-        frames = [(to8(imresize_bicubic(lq_f, clips.scale)), to8(gt_f)) for lq_f, gt_f in zip(lq, gt)]
+        frames = [(to8(imresize_bicubic(lq_f, clips.scale)), to8(gt_f)) for lq_f, gt_f in zip(lq, gt, strict=True)]
         out[clip.name] = (float(np.mean([calculate_psnr(a, b) for a, b in frames])),
                           float(np.mean([calculate_ssim(a, b) for a, b in frames])))
     return out

@@ -57,7 +57,7 @@ def test_matches_torchvision_forward_and_all_gradients(tv, name):
                              argnums=(0, 1, 2, 3, 4)))(x, off, mask, kernel, bias)
     expected = (nhwc(tv[f"{name}/gx"]), nhwc(tv[f"{name}/goffset"]), nhwc(tv[f"{name}/gmask"]),
                 np.transpose(tv[f"{name}/gweight"], (2, 3, 1, 0)), tv[f"{name}/gbias"])
-    for what, ours, ref in zip(("x", "offset", "mask", "kernel", "bias"), grads, expected):
+    for what, ours, ref in zip(("x", "offset", "mask", "kernel", "bias"), grads, expected, strict=True):
         if np.abs(ref).max() == 0:  # e.g. d/d offset with a zero mask
             np.testing.assert_array_equal(np.asarray(ours), 0, err_msg=f"{name} grad {what}")
         else:

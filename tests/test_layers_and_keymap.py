@@ -1,13 +1,19 @@
 """PyTorch-equivalent building blocks (numpy references) and the BasicSR <-> Flax key rule."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from edvr_jax.convert import keymap
 from edvr_jax.convert.loader import abstract_params
-from edvr_jax.models import PRESETS, STAGE2_PRESETS, build, count_params, pixel_shuffle, upsample_bilinear
+from edvr_jax.models import (
+    PRESETS,
+    STAGE2_PRESETS,
+    build,
+    count_params,
+    pixel_shuffle,
+    upsample_bilinear,
+)
 from edvr_jax.models.layers import avg_pool_3x3_s2, max_pool_3x3_s2
 
 

@@ -89,7 +89,7 @@ def test_loss_falls_on_held_out_windows(baseline, demo_cache, monkeypatch):
     batches = data.make_train_dataset(train_clips, num_frame=3, gt_size=64, seed=999,
                                       global_batch_size=8).take(4).as_numpy_iterator()
     loss = jax.jit(lambda p, b: charbonnier_loss(model.apply({"params": p}, b["lq"]), b["gt"]))
-    before, after = zip(*[(float(loss(params0, b)), float(loss(trained["params"], b))) for b in batches])
+    before, after = zip(*[(float(loss(params0, b)), float(loss(trained["params"], b))) for b in batches], strict=True)
     assert np.mean(after) < 0.95 * np.mean(before), (before, after)
 
 
@@ -158,7 +158,7 @@ def test_two_processes_match_one(tmp_path, baseline, demo_cache):
                    extra_args=("--coordinator_address", addr, "--num_processes", "2", "--process_id", str(i)))
              for i in range(2)]
     results = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
     ours, ref = flat(state_at(tmp_path, 12)["params"]), flat(state_at(baseline, 12)["params"])
     for k in ref:

@@ -64,13 +64,11 @@ def _pair(v: IntPair, name: str) -> tuple[int, int]:
 
 def _check_shapes(x, offset, mask, kernel, bias, stride, padding, dilation):
     """Validates shapes and returns (G, Ho, Wo) or raises a clear ValueError."""
-    for name, arr, rank in (("x", x, 4), ("offset", offset, 4), ("kernel", kernel, 4)):
-        if arr.ndim != rank:
-            raise ValueError(
-                f"deform_conv2d: {name} must have rank {rank} "
-                f"({'(N, H, W, Cin)' if name == 'x' else '(N, Ho, Wo, 2*G*kh*kw)' if name == 'offset' else '(kh, kw, Cin, Cout)'}), "
-                f"got shape {tuple(arr.shape)}"
-            )
+    layouts = {"x": "(N, H, W, Cin)", "offset": "(N, Ho, Wo, 2*G*kh*kw)", "kernel": "(kh, kw, Cin, Cout)"}
+    for name, arr in (("x", x), ("offset", offset), ("kernel", kernel)):
+        if arr.ndim != 4:
+            raise ValueError(f"deform_conv2d: {name} must have rank 4 ({layouts[name]}), "
+                             f"got shape {tuple(arr.shape)}")
     n, h, w, cin = x.shape
     kh, kw, kcin, cout = kernel.shape
     if kcin != cin:

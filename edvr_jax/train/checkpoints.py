@@ -207,7 +207,12 @@ def load_workdir_model(workdir: str | pathlib.Path, *, param_key: str | None = N
     checkpoint's EMA parameters when the run keeps an EMA, else its parameters;
     ``'params'`` / ``'params_ema'`` pick from the latest checkpoint explicitly.
     """
-    from edvr_jax.convert.api import MODEL_FILE, abstract_model_params, load_saved_model, model_from_architecture
+    from edvr_jax.convert.api import (
+        MODEL_FILE,
+        abstract_model_params,
+        load_saved_model,
+        model_from_architecture,
+    )
 
     workdir = pathlib.Path(workdir).absolute()
     export = workdir / "export" / MODEL_FILE
