@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Large XLA:CPU temporaries on transparent huge pages (glibc >= 2.35 on Linux; ignored
+# elsewhere): far fewer page faults, the deformable convolution's backward ~2x faster.
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: demo test lint bench clean
 

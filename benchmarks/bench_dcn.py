@@ -28,13 +28,18 @@ SHAPES = [(4, 64, 64, 64), (4, 64, 64, 128), (4, 180, 320, 64), (4, 180, 320, 12
 GROUPS = 8
 
 
-def _median_time(fn, repeats):
+def _median_time(fn, repeats, faults=None):
+    """Median wall time of ``fn`` after one warm-up; ``faults`` (a dict) receives the
+    minor page faults per call, which on CPU is where large fresh buffers cost."""
     fn()  # warm-up (and compilation for JAX)
     times = []
+    minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    if faults is not None:
+        faults["minor_page_faults_per_call"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt) / repeats
     return float(np.median(times))
 
 
@@ -74,7 +79,9 @@ def bench_jax(shapes, repeats):
             a = [args[i] for i in which]
             compiled = fn.lower(*a).compile()
             mem = compiled.memory_analysis()
-            row[f"{name}_s"] = _median_time(lambda fn=fn, a=a: jax.block_until_ready(fn(*a)), repeats)
+            faults = {}
+            row[f"{name}_s"] = _median_time(lambda fn=fn, a=a: jax.block_until_ready(fn(*a)), repeats, faults)
+            row[f"{name}_minor_page_faults"] = faults["minor_page_faults_per_call"]
             if mem is not None:
                 row[f"{name}_peak_bytes"] = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes
                                                 + mem.output_size_in_bytes)
@@ -135,7 +142,8 @@ def main():
         "benchmark": "deform_conv2d vs plain 3x3 conv",
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
-                    "devices": len(jax.devices()), "jax": jax.__version__},
+                    "devices": len(jax.devices()), "jax": jax.__version__,
+                    "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES")},
         "repeats": args.repeats,
         "targets": {"fwd_ratio_vs_conv": 3.0, "fwd_bwd_ratio_vs_conv": 5.0, "ratio_vs_torchvision": 0.25},
         "rows": bench_jax(shapes, args.repeats),

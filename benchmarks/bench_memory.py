@@ -63,7 +63,8 @@ def main():
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     full = rows[0]
     report = {"benchmark": "EDVR-L inference peak memory", "machine": {
-        "platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES")},
         "target_bytes": TARGET_BYTES, "rows": rows,
         "full_frame_within_target": full["peak_rss_bytes"] <= TARGET_BYTES,
         "tiled_peak_ratio_4x_pixels": rows[2]["peak_rss_bytes"] / rows[1]["peak_rss_bytes"]}

@@ -147,6 +147,7 @@ def main():
 
     report = {"benchmark": "EDVR-M forward and training step", "machine": {
         "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
         "backend": jax.default_backend(), "devices": len(jax.devices()), "jax": jax.__version__},
         "shapes": {"forward": FWD_SHAPE, "train_step": STEP_SHAPE}, "repeats": args.repeats,
         "jax": bench_jax(args.repeats)}
