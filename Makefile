@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_input.py
+	$(PY) benchmarks/profile_dcn.py
 
 clean:
 	rm -rf $(VENV) .jax_cache
