@@ -35,6 +35,7 @@ import types
 
 import numpy as np
 import torch
+from mmagic_names import to_mmagic  # tests/ is on sys.path when this script runs
 
 OUT = pathlib.Path(__file__).resolve().parent / "data" / "edvr"
 
@@ -114,24 +115,6 @@ def record_offsets(net):
         if type(module).__name__ == "DCNv2Pack":
             module.register_forward_hook(hook(name))
     return stats
-
-
-def to_mmagic(key: str) -> str:
-    """BasicSR EDVR key -> mmagic EDVRNet key (read off mmagic's edvr_net.py)."""
-    import re
-
-    rules = [
-        (r"^conv_l([23])_([12])\.", r"feat_l\1_conv\2.conv."),
-        (r"^pcd_align\.((?:offset_conv[123]|feat_conv)\.l[123]|cas_offset_conv[12])\.", r"pcd_alignment.\1.conv."),
-        (r"^pcd_align\.", "pcd_alignment."),
-        (r"^fusion\.(feat_fusion|spatial_attn[1-4]|spatial_attn_l[123]|spatial_attn_add1)\.", r"fusion.\1.conv."),
-        (r"^upconv([12])\.", r"upsample\1.upsample_conv."),
-    ]
-    for pattern, repl in rules:
-        new = re.sub(pattern, repl, key)
-        if new != key:
-            return new
-    return key
 
 
 def to_2019(key: str) -> str:

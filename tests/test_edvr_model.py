@@ -155,30 +155,12 @@ def test_mismatched_state_dict_names_every_offending_key(data_dir):
     assert params["fusion"]["temporal_attn1"]["kernel"] is None
 
 
-# mmagic's EDVRNet names for BasicSR's keys, written from mmagic's edvr_net.py
-# independently of edvr_jax.convert.keymap (ConvModule adds ".conv").
-_MMAGIC = [
-    (r"^conv_l([23])_([12])\.", r"feat_l\1_conv\2.conv."),
-    (r"^pcd_align\.((?:offset_conv[123]|feat_conv)\.l[123]|cas_offset_conv[12])\.", r"pcd_alignment.\1.conv."),
-    (r"^pcd_align\.", "pcd_alignment."),
-    (r"^fusion\.(feat_fusion|spatial_attn[1-4]|spatial_attn_l[123]|spatial_attn_add1)\.", r"fusion.\1.conv."),
-    (r"^upconv([12])\.", r"upsample\1.upsample_conv."),
-]
-
-
 @pytest.mark.parametrize("variant", ["sr_wotsa", "sr_tsa_t7"])
 def test_mmagic_layout_of_every_mmagic_variant(tmp_path, data_dir, io, variant):
     """mmagic supports the SR models with and without TSA: rewrite each in its layout."""
-    import re
+    from mmagic_names import to_mmagic
 
     from edvr_jax.convert.pth import load_pth, save_pth
-
-    def to_mmagic(key):
-        for pattern, repl in _MMAGIC:
-            new = re.sub(pattern, repl, key)
-            if new != key:
-                return new
-        return key
 
     sd = load_pth(data_dir / "edvr" / f"{variant}.pth")["params"]
     path = tmp_path / "mmagic.pth"

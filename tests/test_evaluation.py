@@ -5,7 +5,6 @@ The BasicSR numbers (tests/data/eval/) come from make_fixtures_eval.py, which ra
 calculate_psnr/ssim on the trees of eval_trees.py with the weights of tests/data/edvr.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import eval_trees
 import jax
 import numpy as np
 import pytest
+from entry_points import load_eval_py
 from PIL import Image
 
 from edvr_jax import load_model
@@ -30,13 +30,6 @@ from edvr_jax.evaluate.protocols import DATASETS, get_protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EDVR = os.path.join(ROOT, "tests", "data", "edvr")
-
-
-def load_eval_py():
-    spec = importlib.util.spec_from_file_location("eval_entry", os.path.join(ROOT, "eval.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

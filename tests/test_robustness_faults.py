@@ -166,10 +166,10 @@ def test_read_only_checkpoints_folder_is_refused_up_front(tmp_path):
     """A workdir whose checkpoints folder cannot be written fails before the first step (as
     root, chmod does not stop writes: a read-only tmpfs does)."""
     import contextlib
-    import importlib.util
     import io
 
     import eval_trees
+    from entry_points import tiny_config
     from PIL import Image
 
     from edvr_jax.train.cli import run
@@ -185,10 +185,7 @@ def test_read_only_checkpoints_folder_is_refused_up_front(tmp_path):
             for kind, arr in (("GT", gt), ("LQ", eval_trees.downsample4(gt))):
                 (tmp_path / kind / "a").mkdir(parents=True, exist_ok=True)
                 Image.fromarray(arr).save(tmp_path / kind / "a" / f"{k}.png")
-        spec = importlib.util.spec_from_file_location("tiny", ROOT / "configs" / "tiny.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        config = mod.get_config()
+        config = tiny_config()
         config.data.dataset, config.data.root = "folder", str(tmp_path / "GT")
         config.data.lq_root = str(tmp_path / "LQ")
         err = io.StringIO()

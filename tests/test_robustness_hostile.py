@@ -27,6 +27,7 @@ import eval_trees
 import numpy as np
 import pytest
 from conftest import CACHE, DATA, ROOT
+from entry_points import load_eval_py, tiny_config
 from PIL import Image
 from test_pth import D, G, Reduce, S, in_state_dict, pkl, tensor, write_legacy, write_zip
 
@@ -104,19 +105,6 @@ def armed(tmp_path_factory):
     assert not happened(t)
 
 
-def tiny_config(**overrides):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny_config", ROOT / "configs" / "tiny.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
-    for key, value in overrides.items():
-        group, field = key.split(".")
-        setattr(c[group], field, value)
-    return c
-
-
 def run_tool(tool, ckpt, t, out):
     """(exit code or exception type, message) of ``tool`` reading checkpoint ``ckpt``."""
     tree = t / "tree"
@@ -144,10 +132,7 @@ def run_tool(tool, ckpt, t, out):
 
         argv = [t / "frames", out / "restored", "--checkpoint", ckpt, "--no-progress"]
     else:
-        spec = importlib.util.spec_from_file_location("eval_entry", ROOT / "eval.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        main = mod.main
+        main = load_eval_py().main
         argv = ["--checkpoint", ckpt, "--dataset", "folder", "--data_root", tree, "--out",
                 out / "r.json", "--no_progress"]
     return main([str(a) for a in argv]), None

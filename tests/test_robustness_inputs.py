@@ -12,7 +12,6 @@ tool prints.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -26,6 +25,7 @@ import eval_trees
 import numpy as np
 import pytest
 from conftest import CACHE, DATA, ROOT
+from entry_points import load_eval_py, tiny_config
 from PIL import Image
 
 from edvr_jax.convert.loader import ConversionError
@@ -212,24 +212,6 @@ def b(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------- runners
-def load_eval_py():
-    spec = importlib.util.spec_from_file_location("eval_entry", ROOT / "eval.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def tiny_config(**overrides):
-    spec = importlib.util.spec_from_file_location("tiny_config", ROOT / "configs" / "tiny.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
-    for key, value in overrides.items():
-        group, field = key.split(".")
-        setattr(c[group], field, value)
-    return c
-
-
 def train_on(tree, **overrides):
     """tiny.py on a folder tree (GT/ and LQ/), plus overrides."""
     return {"data.dataset": "folder", "data.root": str(tree / "GT"),
@@ -347,28 +329,20 @@ case("load_model", "empty_folder", lambda b, t: b.empty, ConversionError,
 case("train.py", "empty_folder", lambda b, t: {"data.dataset": "folder", "data.root": b.empty,
      "data.lq_root": b.empty}, T, "folder: no clip folders in", "empty")
 
-# a checkpoint directory from an interrupted save
-for tool, args in {
-    "edvr-convert": lambda b, t: [b.workdir_interrupted, t / "o.pth", "--to-torch"],
-    "eval.py": lambda b, t: ev(b.workdir_interrupted, b.eval["ok"]),
-    "edvr-restore": lambda b, t: rs(b.frames["ok"], b.workdir_interrupted, t),
-    "load_model": lambda b, t: b.workdir_interrupted,
-    "train.py": lambda b, t: train_on(b.train["sizes"], **{
-        "train.init_from": b.workdir_interrupted}),
-}.items():
-    code = {"load_model": ConversionError, "train.py": T}.get(tool, E)
-    case(tool, "interrupted_save", args, code, "interrupted_workdir", "no complete checkpoint",
-         "only 12.orbax-checkpoint-tmp, left by an interrupted save")
-for tool, args in {
-    "edvr-convert": lambda b, t: [b.convert_interrupted, t / "o.pth", "--to-torch"],
-    "eval.py": lambda b, t: ev(b.convert_interrupted, b.eval["ok"]),
-    "edvr-restore": lambda b, t: rs(b.frames["ok"], b.convert_interrupted, t),
-    "load_model": lambda b, t: b.convert_interrupted,
-    "train.py": lambda b, t: train_on(b.train["sizes"], **{
-        "train.init_from": b.convert_interrupted}),
-}.items():
-    code = {"load_model": ConversionError, "train.py": T}.get(tool, E)
-    case(tool, "interrupted_convert", args, code, "model.tmp-edvr", "interrupted save")
+# a checkpoint directory from an interrupted save (training workdir / conversion)
+for name, attr, messages in [
+    ("interrupted_save", "workdir_interrupted", ("interrupted_workdir", "no complete checkpoint",
+                                                 "only 12.orbax-checkpoint-tmp, left by an interrupted save")),
+    ("interrupted_convert", "convert_interrupted", ("model.tmp-edvr", "interrupted save")),
+]:
+    for tool, args in {
+        "edvr-convert": lambda b, t, a=attr: [getattr(b, a), t / "o.pth", "--to-torch"],
+        "eval.py": lambda b, t, a=attr: ev(getattr(b, a), b.eval["ok"]),
+        "edvr-restore": lambda b, t, a=attr: rs(b.frames["ok"], getattr(b, a), t),
+        "load_model": lambda b, t, a=attr: getattr(b, a),
+        "train.py": lambda b, t, a=attr: train_on(b.train["sizes"], **{"train.init_from": getattr(b, a)}),
+    }.items():
+        case(tool, name, args, {"load_model": ConversionError, "train.py": T}.get(tool, E), *messages)
 for tool, args in {
     "edvr-convert": lambda b, t: [b.model_damaged, t / "o.pth", "--to-torch"],
     "eval.py": lambda b, t: ev(b.model_damaged, b.eval["ok"]),

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from entry_points import tiny_config
 from test_robustness_inputs import (
     GOOD,
     corrupt,
@@ -19,7 +20,6 @@ from test_robustness_inputs import (
     gray,
     pth_variants,
     rgba,
-    tiny_config,
     train_on,
 )
 

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import CACHE, ROOT
+from entry_points import tiny_config
 
 from edvr_jax.convert import keymap
 
@@ -62,15 +63,6 @@ def baseline(tmp_path_factory, demo_cache):
     code, out, err = train(wd, *BASE, demo_cache=demo_cache)
     assert code == 0, err
     return wd
-
-
-def tiny_config():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny_config", ROOT / "configs" / "tiny.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
 
 
 def test_loss_falls_on_held_out_windows(baseline, demo_cache, monkeypatch):

@@ -67,8 +67,7 @@ class Saver:
         except (ValueError, OSError, RuntimeError) as e:
             failed = self.pending if self.pending is not None else step
             directory = pathlib.Path(self.manager.directory)
-            latest = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-                read_only=True)).latest_step() if directory.is_dir() else None
+            latest = latest_complete_step(directory)
             kept = (f"checkpoint {latest} is intact and the same command resumes from it"
                     if latest is not None else "no complete checkpoint exists yet")
             raise CheckpointWriteError(
@@ -89,6 +88,13 @@ class Saver:
         with self._guard(None):
             self.manager.wait_until_finished()
         self.pending = None
+
+
+def latest_complete_step(directory: pathlib.Path) -> int | None:
+    """The newest complete checkpoint step in ``directory`` (read only), or None."""
+    if not directory.is_dir():
+        return None
+    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True)).latest_step()
 
 
 def check_writable(workdir: pathlib.Path) -> None:
@@ -220,8 +226,7 @@ def load_workdir_model(workdir: str | pathlib.Path, *, param_key: str | None = N
         # The export is the final model of a finished run, unless a resumed run has
         # checkpointed past it since.
         exported_at = json.loads(export.read_text()).get("step", 0)
-        latest = ocp.CheckpointManager(workdir / "checkpoints", options=ocp.CheckpointManagerOptions(
-            read_only=True)).latest_step() if (workdir / "checkpoints").is_dir() else None
+        latest = latest_complete_step(workdir / "checkpoints")
         if latest is None or exported_at >= latest:
             return load_saved_model(workdir / "export", **overrides)
     arch_file = workdir / MODEL_JSON

@@ -258,16 +258,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             faults.maybe_kill("step", done)
             saver.check()  # a background save that failed (disk full, ...) stops the run now
             reporter.step(done, metrics)
+            checked = False
             if done % t.log_every == 0 or done == t.num_steps:
                 logged = reporter.log(done)
                 _check_finite(state, saver, last_saved)
+                checked = True
                 warn_large_offsets({k[7:]: v for k, v in logged.items() if k.startswith("offset/")})
                 summary["train"] = logged
             if config.eval.every and val_clips is not None and done % config.eval.every == 0:
                 summary["val"] = validate(config, model, state, val_clips, mesh, reporter, done)
             preempted = sigterm.raised or manager.reached_preemption(done)
             if done % t.checkpoint_every == 0 or done == t.num_steps or preempted:
-                _check_finite(state, saver, last_saved)
+                if not checked:  # the state has not changed since the check at the log
+                    _check_finite(state, saver, last_saved)
                 saver.save(done, state)
                 faults.maybe_kill("save", done)
                 last_saved = done
@@ -276,24 +279,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 reporter.close()
                 raise Preempted(done)
     saver.wait()
-    if start >= t.num_steps and _exported_step(workdir) == start:
-        reporter.close()  # nothing left to do: the export and validation exist
-        summary["step"] = int(state.step)
-        return summary
-    faults.maybe_kill("export", int(state.step))
-    final = state.ema_params if state.ema_params is not None else state.params
-    save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final), overwrite=True,
-               extra={"step": int(state.step),
-                      "param_key": "params_ema" if state.ema_params is not None else "params"})
-    if start >= t.num_steps:  # a run stopped between its last save and its export
-        reporter.close()
-        summary["step"] = int(state.step)
-        return summary
-    if config.eval.every and val_clips is not None and "val" not in summary:
+    # A run resumed after its last step has nothing left to do once its export exists; one
+    # stopped between its last save and its export only writes the export.
+    finished_before = start >= t.num_steps
+    if not (finished_before and _exported_step(workdir) == start):
+        faults.maybe_kill("export", int(state.step))
+        final = state.ema_params if state.ema_params is not None else state.params
+        save_model(workdir / "export", model.clone(dtype=None), jax.device_get(final), overwrite=True,
+                   extra={"step": int(state.step),
+                          "param_key": "params_ema" if state.ema_params is not None else "params"})
+    if not finished_before and config.eval.every and val_clips is not None and "val" not in summary:
         summary["val"] = validate(config, model, state, val_clips, mesh, reporter, int(state.step))
     reporter.close()
     summary["step"] = int(state.step)
-    if jax.process_index() == 0:
+    if not finished_before and jax.process_index() == 0:
         (workdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
     return summary
 
@@ -350,22 +349,16 @@ def validate(config, model, state, clips, mesh, reporter, step: int) -> dict:
     return result["mean"]
 
 
-_FORWARD: dict = {}
-
-
 def comparison_grid(model, params, clip, padding: str, index: int | None = None) -> np.ndarray:
     """uint8 (H, 3W + 8, 3): MATLAB-bicubic LQ | model output | GT for one frame of ``clip``."""
     from edvr_jax.data import imresize_bicubic, read_window
-    from edvr_jax.evaluate import generate_frame_indices
+    from edvr_jax.evaluate import Restorer, generate_frame_indices
 
     n = clip.num_frames
     index = n // 2 if index is None else index
     lq, gt = read_window(clip, generate_frame_indices(index, n, model.num_frame, padding), index)
-    fwd = _FORWARD.setdefault(model, jax.jit(model.apply))
-    from edvr_jax.models import crop_output, pad_to_multiple
-
-    x, size = pad_to_multiple(jnp.asarray(lq[None]), model.size_multiple)
-    out = np.asarray(crop_output(fwd({"params": params}, x), size, model.scale))[0]
+    # Restorer's jitted forward is keyed on the model: periodic validation compiles it once.
+    out = Restorer(model, {"params": params}, mesh=None)(lq[None])[0]
     centre = lq[model.center]
     bic = imresize_bicubic(centre, model.scale) if model.scale > 1 else centre
     to8 = lambda a: np.clip(np.rint(np.asarray(a, np.float64) * 255), 0, 255).astype(np.uint8)
