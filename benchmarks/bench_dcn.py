@@ -43,13 +43,21 @@ def _median_time(fn, repeats, faults=None):
     return float(np.median(times))
 
 
-def _inputs(n, h, w, c, seed=0):
+def _inputs(n, h, w, c, seed=0, groups=GROUPS):
+    """x, offset (about 3 px), mask, kernel for an EDVR-shaped call, float32 numpy."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, h, w, c)).astype(np.float32)
-    off = (rng.standard_normal((n, h, w, 2 * GROUPS * 9)) * 3).astype(np.float32)
-    mask = rng.uniform(size=(n, h, w, GROUPS * 9)).astype(np.float32)
+    off = (rng.standard_normal((n, h, w, 2 * groups * 9)) * 3).astype(np.float32)
+    mask = rng.uniform(size=(n, h, w, groups * 9)).astype(np.float32)
     kernel = (rng.standard_normal((3, 3, c, c)) / np.sqrt(9 * c)).astype(np.float32)
     return x, off, mask, kernel
+
+
+def plain_conv(x, k):
+    """The plain 3x3 convolution the deformable one is measured against."""
+    import jax
+
+    return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def bench_jax(shapes, repeats):
@@ -58,9 +66,7 @@ def bench_jax(shapes, repeats):
 
     from edvr_jax.ops import deform_conv2d
 
-    def plain(x, k):
-        return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    plain = plain_conv
 
     def dcn(x, off, mask, k):
         return deform_conv2d(x, off, mask, k)

@@ -24,8 +24,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 _HOST_ONLY = ("block_until_ready", "try_to_block", "PjitFunction", "Execute", "ThunkExecutor")
 
 
@@ -69,20 +67,13 @@ def main():
 
     import jax
     import jax.numpy as jnp
+    from bench_dcn import _inputs  # benchmarks/ is this script's folder
+    from bench_dcn import plain_conv as plain
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from edvr_jax.ops import deform_conv2d
 
     n, (h, w), c, g = args.batch, args.hw, args.channels, args.groups
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.standard_normal((n, h, w, c)), jnp.float32)
-    off = jnp.asarray(rng.standard_normal((n, h, w, 2 * g * 9)) * 3, jnp.float32)
-    mask = jnp.asarray(rng.uniform(size=(n, h, w, g * 9)), jnp.float32)
-    kernel = jnp.asarray(rng.standard_normal((3, 3, c, c)) / np.sqrt(9 * c), jnp.float32)
-
-    def plain(x, k):
-        return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x, off, mask, kernel = (jnp.asarray(a) for a in _inputs(n, h, w, c, groups=g))
 
     def sq(f):
         return lambda *a: jnp.sum(f(*a) ** 2)

@@ -47,8 +47,9 @@ from edvr_jax.data import Clip, ClipSet, read_frames
 from edvr_jax.evaluate.frame_index import generate_frame_indices
 from edvr_jax.evaluate.inference import Restorer
 from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch
+from edvr_jax.evaluate.stream import make_stages
 from edvr_jax.evaluate.windows import SlidingWindows
-from edvr_jax.models import OFFSET_WARNING_THRESHOLD, TwoStageEDVR, warn_large_offsets
+from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
 
 __all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]
 
@@ -246,12 +247,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
             f"{clipset.task or ''} data is x{clipset.scale} (GT {clipset.scale}x the LQ size)")
     if not clipset.clips:
         raise EvaluationError(f"{clipset.dataset}: no clips to evaluate under {clipset.root}")
-    parts = [model.stage1, model.stage2] if isinstance(model, TwoStageEDVR) else [model]
-    params = variables["params"]
-    part_vars = ([{"params": params["stage1"]}, {"params": params["stage2"]}]
-                 if isinstance(model, TwoStageEDVR) else [variables])
-    stages = [Restorer(m, v, batch_size=batch_size, mesh=mesh, quantize=True)
-              for m, v in zip(parts, part_vars, strict=True)]
+    stages = make_stages(model, variables, batch_size=batch_size, mesh=mesh)
     final = stages[-1]
     names = metric_names(test_y_channel, report_rgb_and_y)
     per_frame: dict[str, list[dict[str, float]]] = {c.name: [] for c in clipset.clips}
