@@ -206,3 +206,33 @@ def test_sigterm_saves_a_checkpoint_then_resume_finishes_identically(tmp_path, b
 def test_bad_config_key_is_one_line(tmp_path, demo_cache):
     code, _, err = train(tmp_path, "train.no_such_key=3", demo_cache=demo_cache)
     assert code != 0 and "no_such_key" in err
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(tmp_path, demo_cache):
+    """Only process 0 is signalled; both save the same step and exit 143 (no deadlock)."""
+    addr = f"127.0.0.1:{free_port()}"
+    procs = [train(tmp_path, *BASE, demo_cache=demo_cache, devices=2, wait=False,
+                   extra_args=("--coordinator_address", addr, "--num_processes", "2", "--process_id", str(i)))
+             for i in range(2)]
+    try:
+        metrics = tmp_path / "metrics.jsonl"
+        deadline = time.time() + 300
+        while not (metrics.exists() and metrics.read_text().strip()) and procs[0].poll() is None:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        procs[0].send_signal(signal.SIGTERM)
+        t0 = time.time()
+        errs = [p.communicate(timeout=max(1.0, 60 - (time.time() - t0)))[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    stops = []
+    for p, err in zip(procs, errs, strict=True):
+        assert p.returncode == 143, err
+        stops.append(int(err.split("stopped by SIGTERM at step ")[1].split(";")[0]))
+    assert stops[0] == stops[1] < 36
+    print(f"both stopped {time.time() - t0:.1f} s after the signal")
+    assert (tmp_path / "checkpoints" / str(stops[0])).is_dir()

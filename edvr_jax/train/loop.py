@@ -218,6 +218,22 @@ class _SigtermFlag:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
 
+    def agreed(self, step: int) -> bool:
+        """Whether every process stops after ``step``. One process: its own flag and orbax's
+        preemption sync point, every step. Several: a host signalled alone must not leave the
+        others blocked in the next collective, so the flags are all-gathered, every
+        ``STOP_CHECK_EVERY`` steps (the same steps on every host, one host round-trip each)."""
+        if jax.process_count() == 1:
+            return self.raised
+        if step % STOP_CHECK_EVERY:
+            return False
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.array([self.raised], np.int32))))
+
+
+STOP_CHECK_EVERY = 4  # multi-process runs: steps between all-gathers of the SIGTERM flags
+
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Trains (or resumes) in ``workdir``; returns the last logged metrics and validation."""
@@ -267,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 summary["train"] = logged
             if config.eval.every and val_clips is not None and done % config.eval.every == 0:
                 summary["val"] = validate(config, model, state, val_clips, mesh, reporter, done)
-            preempted = sigterm.raised or manager.reached_preemption(done)
+            preempted = sigterm.agreed(done) or manager.reached_preemption(done)
             if done % t.checkpoint_every == 0 or done == t.num_steps or preempted:
                 if not checked:  # the state has not changed since the check at the log
                     _check_finite(state, saver, last_saved)
