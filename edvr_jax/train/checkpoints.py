@@ -23,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from edvr_jax.convert.loader import ConversionError
+from edvr_jax.errors import UserError
 
 MODEL_JSON = "model.json"
 
@@ -43,7 +44,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, *, force: bool =
     return manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=force)
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """A checkpoint could not be written (disk full, read-only or vanished folder, ...).
 
     The message names the step, the folder and the reason, and the latest complete
