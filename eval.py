@@ -53,24 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from edvr_jax.convert.loader import ConversionError
-    from edvr_jax.convert.pth import CheckpointError
-    from edvr_jax.data import DatasetError
-    from edvr_jax.evaluate.evaluation import EvaluationError
+    from edvr_jax.errors import run_cli
     from edvr_jax.evaluate.run_eval import run
-    from edvr_jax.evaluate.windows import WindowError
 
-    try:
+    def evaluate() -> None:
         run(checkpoint=args.checkpoint, dataset=args.dataset, data_root=args.data_root,
             task=args.task, padding=args.padding, y_channel=args.y_channel,
             crop_border=args.crop_border, save_images=args.save_images, out=args.out,
             batch=args.batch, stage2=args.stage2, overwrite=args.overwrite,
             center_frame_idx=args.center_frame_idx, progress=not args.no_progress)
-    except (EvaluationError, DatasetError, ConversionError, CheckpointError, WindowError,
-            FileNotFoundError, FileExistsError) as e:
-        print(f"eval.py: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_cli("eval.py", evaluate, also=(FileNotFoundError, FileExistsError))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,14 @@ import sys
 
 import numpy as np
 
+from edvr_jax.errors import UserError, run_cli
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def load_config(path: pathlib.Path):
     if not path.exists():
-        raise SystemExit(f"demo: config {path} not found (run from the repository root or pass --config)")
+        raise UserError(f"config {path} not found (run from the repository root or pass --config)")
     spec = importlib.util.spec_from_file_location("demo_config", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -51,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="runs/demo")
     p.add_argument("--config", default=str(ROOT / "configs" / "demo.py"))
     args = p.parse_args(argv)
+    # exit code 1, as for "EDVR did not beat bicubic"; OSError: a workdir that cannot be written.
+    return run_cli("demo", lambda: run(args), exit_code=1, also=(OSError,))
+
+
+def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import logging

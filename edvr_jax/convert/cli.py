@@ -15,7 +15,7 @@ import pathlib
 import sys
 
 from edvr_jax.convert.loader import ConversionError
-from edvr_jax.convert.pth import CheckpointError
+from edvr_jax.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,12 +70,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (FileNotFoundError, FileExistsError, CheckpointError, ConversionError) as e:
-        print(f"edvr-convert: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("edvr-convert", lambda: run(args), also=(FileNotFoundError, FileExistsError))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from edvr_jax.convert import keymap
+from edvr_jax.errors import UserError
 from edvr_jax.models import EDVR
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """A state_dict that does not describe an EDVR this package can build."""
 
 

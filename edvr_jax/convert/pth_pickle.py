@@ -24,10 +24,12 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from edvr_jax.errors import UserError
+
 _NOTHING_RAN = "nothing from the file was executed"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is malformed, too large, or asks for something not admitted."""
 
 

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from edvr_jax.errors import run_cli
+
 
 def _dataset_args(p: argparse.ArgumentParser, split_default: str | None) -> None:
     p.add_argument("--dataset", default="reds",
@@ -143,13 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--file-format", default="array_record", choices=["array_record"])
     p.set_defaults(fn=cmd_build_tfds)
     args = ap.parse_args(argv)
-    from edvr_jax.data.clips import DatasetError
-
-    try:
-        return args.fn(args)
-    except DatasetError as e:
-        print(f"ERROR {e}", file=sys.stderr)
-        return 1
+    return run_cli("edvr-data", lambda: args.fn(args), exit_code=1)
 
 
 if __name__ == "__main__":

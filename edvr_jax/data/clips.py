@@ -30,10 +30,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
+from edvr_jax.errors import UserError  # noqa: E402
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A problem with the data on disk or with how it was asked for; the message says which."""
 
 

@@ -44,6 +44,7 @@ import jax
 import numpy as np
 
 from edvr_jax.data import Clip, ClipSet, read_frames
+from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import generate_frame_indices
 from edvr_jax.evaluate.inference import Restorer
 from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch
@@ -56,7 +57,7 @@ __all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]
 log = logging.getLogger(__name__)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """A user-facing problem (data that does not fit the model, ...); the message says which."""
 
 

@@ -21,6 +21,7 @@ import collections
 import os
 import sys
 
+from edvr_jax.errors import run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
 from edvr_jax.evaluate.video_io import RestoreError, is_video_path
 
@@ -168,18 +169,11 @@ def run(args: argparse.Namespace, echo=print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from edvr_jax.convert.loader import ConversionError
-    from edvr_jax.convert.pth import CheckpointError
-    from edvr_jax.evaluate.evaluation import EvaluationError
-    from edvr_jax.evaluate.windows import WindowError
 
-    try:
+    def restore() -> None:
         run(args)
-    except (RestoreError, EvaluationError, ConversionError, CheckpointError, WindowError,
-            FileNotFoundError, FileExistsError) as e:
-        print(f"edvr-restore: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_cli("edvr-restore", restore, also=(FileNotFoundError, FileExistsError))
 
 
 if __name__ == "__main__":

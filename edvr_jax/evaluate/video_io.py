@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from edvr_jax.errors import UserError
+
 __all__ = ["FolderSink", "FolderSource", "RestoreError", "VIDEO_EXTENSIONS", "VideoSink",
            "VideoSource", "import_av", "is_video_path", "open_source"]
 
@@ -27,7 +29,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".m
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class RestoreError(ValueError):
+class RestoreError(UserError, ValueError):
     """A user-facing problem with the input, the output or the options; one-line message."""
 
 

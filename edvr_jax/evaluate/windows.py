@@ -21,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import PADDING_MODES, generate_frame_indices
 
 __all__ = ["SlidingWindows", "WindowError", "sliding_windows"]
 
 
-class WindowError(ValueError):
+class WindowError(UserError, ValueError):
     """A clip too short for the window with the chosen padding (the message says which)."""
 
 

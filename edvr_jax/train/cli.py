@@ -54,22 +54,20 @@ def run(config, workdir: str, *, distributed: bool = False, coordinator_address:
     for noisy in ("absl", "orbax", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
-    from edvr_jax.convert.loader import ConversionError
-    from edvr_jax.convert.pth import CheckpointError
-    from edvr_jax.data import DatasetError
-    from edvr_jax.train.loop import Preempted, TrainingError, train_and_evaluate
+    from edvr_jax.errors import run_cli
+    from edvr_jax.train.loop import Preempted, train_and_evaluate
 
-    try:
-        summary = train_and_evaluate(config, workdir)
-    except Preempted as e:
-        print(f"train.py: {e}", file=sys.stderr)
-        return EXIT_PREEMPTED
-    except (TrainingError, DatasetError, ConversionError, CheckpointError, FileNotFoundError,
-            PermissionError, OSError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    if jax.process_index() == 0:
-        val = summary.get("val") or {}
-        extra = "".join(f", {k} {v:.4f}" for k, v in val.items() if isinstance(v, float))
-        print(f"train.py: finished at step {summary['step']}{extra}; model exported to {workdir}/export")
-    return 0
+    def train() -> int:
+        try:
+            summary = train_and_evaluate(config, workdir)
+        except Preempted as e:
+            print(f"train.py: {e}", file=sys.stderr)
+            return EXIT_PREEMPTED
+        if jax.process_index() == 0:
+            val = summary.get("val") or {}
+            extra = "".join(f", {k} {v:.4f}" for k, v in val.items() if isinstance(v, float))
+            print(f"train.py: finished at step {summary['step']}{extra}; model exported to {workdir}/export")
+        return 0
+
+    # OSError: a workdir or data folder that cannot be read or written.
+    return run_cli("train.py", train, exit_code=EXIT_ERROR, also=(OSError,))

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from edvr_jax.errors import UserError
 from edvr_jax.models import EDVR, warn_large_offsets
 from edvr_jax.train import checkpoints, faults
 from edvr_jax.train.config import model_kwargs
@@ -30,7 +31,7 @@ from edvr_jax.train.step import compile_train_step, global_batch, make_mesh, pla
 log = logging.getLogger("edvr_jax.train")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """A run that cannot continue (divergence, bad configuration); the message says why."""
 
 
