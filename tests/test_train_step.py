@@ -11,7 +11,7 @@ import pytest
 from edvr_jax.convert import keymap
 from edvr_jax.convert.api import load_pth_model
 from edvr_jax.train.loss import charbonnier_loss
-from edvr_jax.train.optim import make_optimizer, param_labels
+from edvr_jax.train.optim import make_optimizer, param_labels, train_phases
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
 from edvr_jax.train.step import train_step
@@ -61,9 +61,12 @@ def test_steps_equal_basicsr_adam_tsa_phase_dcn_lr_and_ema(ref, data_dir):
     schedule = cosine_restart_schedule(4e-4, [2, 2, 3], [1, 0.5, 0.5], 1e-7)
     tx = make_optimizer(params0, schedule, dcn_lr_mul=0.5, tsa_iter=3)
     state = TrainState.create(params0, tx, use_ema=True)
-    step = jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=schedule, ema_decay=0.9))
+    phases = train_phases(params0, tsa_iter=3)  # the TSA-only program differentiates only 'fusion'
+    steps = {id(m): jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=schedule, ema_decay=0.9,
+                                              trained=m)) for m in (phases.tsa, phases.full)}
     losses, lrs = [], []
     for i in range(len(ref["run/loss"])):
+        step = steps[id(phases.trained(i))]
         state, metrics = step(state, {"lq": ref["run/lq"][i], "gt": ref["run/gt"][i]})
         losses.append(float(metrics["loss"]))
         lrs.append(float(metrics["lr"]))
