@@ -8,7 +8,7 @@ import numpy as np
 
 from edvr_jax.evaluate.inference import Restorer
 from edvr_jax.models import EDVR
-from edvr_jax.train.optim import make_optimizer
+from edvr_jax.train.optim import make_optimizer, train_phases
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
 from edvr_jax.train.step import compile_train_step, make_mesh, place_state, train_step
@@ -26,13 +26,14 @@ def test_train_step_cache_does_not_grow():
     tx = make_optimizer(params, schedule, tsa_iter=3, dcn_lr_mul=0.5)
     mesh = make_mesh()
     state = place_state(TrainState.create(params, tx, use_ema=True), mesh)  # as the loop does
-    step = compile_train_step(mesh, model=model, tx=tx, schedule=schedule, ema_decay=0.9)
-    state, _ = step(state, batch())
-    size = step._cache_size()
-    for _ in range(4):  # new data, the TSA phase ending, new lr: same program
-        state, metrics = step(state, batch())
+    phases = train_phases(params, tsa_iter=3)
+    step = compile_train_step(mesh, phases, model=model, tx=tx, schedule=schedule, ema_decay=0.9)
+    state, _ = step(state, batch(), 0)
+    assert step.cache_sizes() == {"tsa": 1, "full": 0}
+    for i in range(1, 5):  # new data, the TSA phase ending at step 2, new lr: one program per phase
+        state, metrics = step(state, batch(), i)
     jax.block_until_ready(metrics)
-    assert size == 1 and step._cache_size() == 1
+    assert step.cache_sizes() == {"tsa": 1, "full": 1}
     # the unsharded twin used by tests and benchmarks behaves the same
     plain = jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=schedule))
     for _ in range(2):

@@ -11,7 +11,7 @@ import pytest
 from edvr_jax.convert import keymap
 from edvr_jax.convert.api import load_pth_model
 from edvr_jax.train.loss import charbonnier_loss
-from edvr_jax.train.optim import make_optimizer, param_labels
+from edvr_jax.train.optim import make_optimizer, param_labels, train_phases
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
 from edvr_jax.train.step import train_step
@@ -61,9 +61,12 @@ def test_steps_equal_basicsr_adam_tsa_phase_dcn_lr_and_ema(ref, data_dir):
     schedule = cosine_restart_schedule(4e-4, [2, 2, 3], [1, 0.5, 0.5], 1e-7)
     tx = make_optimizer(params0, schedule, dcn_lr_mul=0.5, tsa_iter=3)
     state = TrainState.create(params0, tx, use_ema=True)
-    step = jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=schedule, ema_decay=0.9))
+    phases = train_phases(params0, tsa_iter=3)  # the TSA-only program differentiates only 'fusion'
+    steps = {id(m): jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=schedule, ema_decay=0.9,
+                                              trained=m)) for m in (phases.tsa, phases.full)}
     losses, lrs = [], []
     for i in range(len(ref["run/loss"])):
+        step = steps[id(phases.trained(i))]
         state, metrics = step(state, {"lq": ref["run/lq"][i], "gt": ref["run/gt"][i]})
         losses.append(float(metrics["loss"]))
         lrs.append(float(metrics["lr"]))
@@ -147,3 +150,48 @@ def test_init_from_loads_matching_tensors_and_reports_the_rest(tmp_path, data_di
     for k in report["loaded"]:
         np.testing.assert_array_equal(ours[k], wotsa[k], err_msg=k)
     assert len(report["loaded"]) == len(wotsa) - 2
+
+
+def test_clipping_and_grad_norm_cover_only_the_trained_parameters():
+    """grad_clip_norm + tsa_iter + a frozen layer against clip-by-global-norm over only the
+    trained leaves, then Adam, written out in numpy (each group's Adam counts its own steps)."""
+    from edvr_jax.models import EDVR
+    model = EDVR(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
+    params0 = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 3, 8, 8, 3)))["params"]
+    lr, clip, b1, b2, eps, tsa_end = 1e-2, 1e-2, 0.9, 0.99, 1e-8, 2
+    frozen = [r"^conv_last\."]
+    tx = make_optimizer(params0, lambda s: lr, tsa_iter=tsa_end + 1, grad_clip_norm=clip, frozen=frozen)
+    phases = train_phases(params0, tsa_iter=tsa_end + 1, frozen=frozen)
+    steps = {id(m): jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=lambda s: lr, trained=m))
+             for m in (phases.tsa, phases.full)}
+    state = TrainState.create(params0, tx, use_ema=False)
+
+    def loss(p, b):
+        return charbonnier_loss(model.apply({"params": p}, b["lq"]), b["gt"])
+
+    full_grad = jax.jit(jax.grad(loss))
+    names = list(keymap.params_to_state_dict(params0))
+    ref = {k: np.asarray(v, np.float64) for k, v in keymap.flatten(params0).items()}
+    key_of = {keymap.flax_path_to_torch_key(p): p for p in ref}
+    mom = {p: (np.zeros_like(v), np.zeros_like(v), 0) for p, v in ref.items()}
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        b = {"lq": rng.uniform(size=(1, 3, 8, 8, 3)).astype(np.float32),
+             "gt": rng.uniform(size=(1, 32, 32, 3)).astype(np.float32)}
+        trains = {key_of[n] for n in names if ("fusion" in n if i < tsa_end else not n.startswith("conv_last."))}
+        g = {p: np.asarray(v, np.float64)
+             for p, v in keymap.flatten(full_grad(keymap.unflatten({p: jnp.asarray(v, jnp.float32)
+                                                                      for p, v in ref.items()}), b)).items()}
+        norm = np.sqrt(sum(np.sum(g[p] ** 2) for p in trains))
+        scale = min(1.0, clip / norm)
+        assert scale < 0.1  # clipping is active
+        for p in trains:
+            m, v, t = mom[p]
+            m, v, t = b1 * m + (1 - b1) * g[p] * scale, b2 * v + (1 - b2) * (g[p] * scale) ** 2, t + 1
+            mom[p] = (m, v, t)
+            ref[p] = ref[p] - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        state, metrics = steps[id(phases.trained(i))](state, b)
+        np.testing.assert_allclose(float(metrics["grad_norm"]), norm, rtol=1e-4, err_msg=f"step {i}")
+        ours = keymap.flatten(state.params)
+        for p in ref:
+            np.testing.assert_allclose(ours[p], ref[p], rtol=1e-3, atol=2e-5, err_msg=f"step {i} {p}")

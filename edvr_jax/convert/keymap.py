@@ -17,20 +17,7 @@ from typing import Any
 
 import numpy as np
 
-# BasicSR containers whose children are indexed (Sequential/ModuleList) or keyed (ModuleDict).
-CONTAINERS = ("feature_extraction", "reconstruction", "resblock_l1", "offset_conv1",
-              "offset_conv2", "offset_conv3", "dcn_pack", "feat_conv")
-_JOINED = re.compile(rf"^({'|'.join(CONTAINERS)})_(\w+)$")
-
-
-def flax_path_to_torch_key(path: tuple[str, ...]) -> str:
-    """``('pcd_align', 'dcn_pack_l1', 'conv_offset', 'kernel')`` -> ``pcd_align.dcn_pack.l1.conv_offset.weight``."""
-    parts = []
-    for seg in path[:-1]:
-        m = _JOINED.match(seg)
-        parts.extend(m.groups() if m else (seg,))
-    leaf = {"kernel": "weight", "bias": "bias"}[path[-1]]
-    return ".".join(parts + [leaf])
+from edvr_jax.models.names import CONTAINERS, flax_path_to_torch_key
 
 
 def torch_key_to_flax_path(key: str) -> tuple[str, ...]:

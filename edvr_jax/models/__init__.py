@@ -12,6 +12,7 @@ from edvr_jax.models.helpers import (
     warn_large_offsets,
 )
 from edvr_jax.models.layers import ResidualBlockNoBN, pixel_shuffle, upsample_bilinear
+from edvr_jax.models.names import basicsr_names
 from edvr_jax.models.pcd import PCDAlignment
 from edvr_jax.models.predeblur import PredeblurModule
 from edvr_jax.models.presets import PRESETS, STAGE2_PRESETS, build
@@ -22,5 +23,5 @@ __all__ = [
     "EDVR", "TwoStageEDVR", "PCDAlignment", "TSAFusion", "PredeblurModule", "DCNv2Pack",
     "ResidualBlockNoBN", "pixel_shuffle", "upsample_bilinear", "PRESETS", "STAGE2_PRESETS",
     "build", "count_params", "summary", "pad_to_multiple", "crop_output", "restore_any_size",
-    "offset_stats", "warn_large_offsets", "OFFSET_WARNING_THRESHOLD",
+    "offset_stats", "warn_large_offsets", "OFFSET_WARNING_THRESHOLD", "basicsr_names",
 ]

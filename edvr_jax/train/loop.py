@@ -23,7 +23,7 @@ from edvr_jax.errors import UserError
 from edvr_jax.models import EDVR, warn_large_offsets
 from edvr_jax.train import checkpoints, faults
 from edvr_jax.train.config import model_kwargs
-from edvr_jax.train.optim import make_optimizer
+from edvr_jax.train.optim import make_optimizer, train_phases
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
 from edvr_jax.train.step import compile_train_step, global_batch, make_mesh, place_state, replicated
@@ -259,7 +259,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     batches = create_train_iterator(config, train_clips, manager.latest_step() or 0)
 
     state, tx, schedule, init_report, start = create_state(config, model, mesh, manager)
-    step_fn = compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+    phases = train_phases(state.params, config.train.tsa_iter, list(config.train.frozen))
+    step_fn = compile_train_step(mesh, phases, model=model, tx=tx, schedule=schedule,
                                  loss_reduction=config.train.loss_reduction,
                                  loss_eps=config.train.loss_eps,
                                  ema_decay=config.train.ema_decay or None)
@@ -270,7 +271,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     with _SigtermFlag() as sigterm:
         for step in range(start, t.num_steps):
             local = faults.maybe_poison(step + 1, next(batches))
-            state, metrics = step_fn(state, global_batch(local, mesh))
+            state, metrics = step_fn(state, global_batch(local, mesh), step)
             done = step + 1
             faults.maybe_kill("step", done)
             saver.check()  # a background save that failed (disk full, ...) stops the run now

@@ -1,13 +1,15 @@
 """Optimizer: Adam with BasicSR's parameter groups, written as optax masks over paths.
 
-Labels come from each parameter's BasicSR state_dict name (the keymap rule), so the
+Labels come from each parameter's BasicSR state_dict name (``models.basicsr_names``), so the
 rules read exactly like BasicSR's: a name containing ``dcn`` gets ``lr * dcn_lr_mul``
 (BasicSR ``setup_optimizers``), and during the TSA-only phase everything whose name
 does not contain ``fusion`` is frozen (BasicSR ``optimize_parameters``). The freeze is
 a function of the optimizer's own step count, so it survives a resume in the middle
 of the phase. Frozen groups keep their Adam moments untouched and start their own
 bias-correction count when they unfreeze, as PyTorch's per-parameter Adam state does
-for parameters that had no gradient.
+for parameters that had no gradient. Gradient clipping measures the global norm over
+the parameters that train at that step only (``Phases``): a frozen or TSA-gated
+parameter's gradient never scales the update of one that trains.
 """
 
 from __future__ import annotations
@@ -20,18 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from edvr_jax.convert.keymap import flax_path_to_torch_key
-
-
-def torch_names(params: Any) -> Any:
-    """A pytree like ``params`` holding each leaf's BasicSR state_dict name."""
-    def name(path, _):
-        keys = tuple(str(getattr(k, "key", k)) for k in path)
-        stage = [k for k in keys if k in ("stage1", "stage2")]
-        rest = tuple(k for k in keys if k not in ("stage1", "stage2"))
-        return ".".join(stage + [flax_path_to_torch_key(rest)])
-
-    return jax.tree_util.tree_map_with_path(name, params)
+from edvr_jax.models import basicsr_names
 
 
 def param_labels(params: Any, frozen: Sequence[str] = ()) -> Any:
@@ -45,7 +36,7 @@ def param_labels(params: Any, frozen: Sequence[str] = ()) -> Any:
             return "fusion"
         return "dcn" if "dcn" in name else "other"
 
-    return jax.tree_util.tree_map(label, torch_names(params))
+    return jax.tree_util.tree_map(label, basicsr_names(params))
 
 
 class SkipState(NamedTuple):
@@ -68,6 +59,64 @@ def skip_until(inner: optax.GradientTransformation, start_step: int) -> optax.Gr
     return optax.GradientTransformation(init, update)
 
 
+class Phases(NamedTuple):
+    """Which parameters train: ``tsa`` (a pytree of Python bools like the params) in the
+    steps before ``tsa_end``, ``full`` from then on. The one source of the freeze rules
+    for the optimizer (clipping) and the step (what is differentiated)."""
+
+    tsa_end: int
+    tsa: Any
+    full: Any
+
+    def trained(self, step: int) -> Any:
+        return self.tsa if step < self.tsa_end else self.full
+
+
+def train_phases(params: Any, tsa_iter: int = 0, frozen: Sequence[str] = ()) -> Phases:
+    """BasicSR's phases: with ``tsa_iter > 1`` only ``fusion`` parameters train in the first
+    ``tsa_iter - 1`` steps; parameters matching ``frozen`` never train."""
+    labels = param_labels(params, frozen)
+    full = jax.tree_util.tree_map(lambda lab: lab != "frozen", labels)
+    if tsa_iter <= 1:
+        return Phases(0, full, full)
+    return Phases(tsa_iter - 1, jax.tree_util.tree_map(lambda lab: lab == "fusion", labels), full)
+
+
+def trained_leaves(tree: Any, mask: Any) -> list:
+    """The leaves of ``tree`` whose entry in ``mask`` (a pytree of bools) is True, in order."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return [x for x, m in zip(leaves, treedef.flatten_up_to(mask), strict=True) if m]
+
+
+def global_norm(leaves: Sequence[jax.Array]) -> jax.Array:
+    """sqrt of the sum of squares, in float32 (0 for no leaves)."""
+    return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves), jnp.zeros([], jnp.float32)))
+
+
+class CountState(NamedTuple):
+    count: jax.Array
+
+
+def clip_trained_by_global_norm(max_norm: float, phases: Phases) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` with the norm taken over the parameters that train at
+    this step (the phase follows the transform's own step count, so it survives a resume)."""
+    def init(params):
+        del params
+        return CountState(jnp.zeros([], jnp.int32))
+
+    def update(updates, state, params=None):
+        del params
+        norm = global_norm(trained_leaves(updates, phases.full))
+        if phases.tsa_end:
+            norm = jnp.where(state.count < phases.tsa_end, global_norm(trained_leaves(updates, phases.tsa)), norm)
+        trigger = norm < max_norm
+        updates = jax.tree_util.tree_map(
+            lambda t: jax.lax.select(trigger, t, (t / norm.astype(t.dtype)) * max_norm), updates)
+        return updates, CountState(state.count + 1)
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(params: Any, schedule: optax.Schedule, *, b1: float = 0.9, b2: float = 0.99,
                    eps: float = 1e-8, weight_decay: float = 0.0, dcn_lr_mul: float = 1.0,
                    tsa_iter: int = 0, grad_clip_norm: float | None = None,
@@ -80,7 +129,8 @@ def make_optimizer(params: Any, schedule: optax.Schedule, *, b1: float = 0.9, b2
       tsa_iter: BasicSR's ``tsa_iter``; only ``fusion`` parameters train during the
         first ``tsa_iter - 1`` steps (BasicSR unfreezes at iteration ``tsa_iter``,
         1-based). 0 disables the phase.
-      grad_clip_norm: optional global-norm clipping before Adam.
+      grad_clip_norm: optional global-norm clipping before Adam, the norm taken over the
+        parameters that train at that step (``train_phases``).
       frozen: regexes over BasicSR names of parameters that never train.
     """
     def adam():
@@ -96,7 +146,8 @@ def make_optimizer(params: Any, schedule: optax.Schedule, *, b1: float = 0.9, b2
         "other": gated(adam()),
         "frozen": optax.set_to_zero(),
     }
-    chain = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
+    phases = train_phases(params, tsa_iter, frozen)
+    chain = [clip_trained_by_global_norm(grad_clip_norm, phases)] if grad_clip_norm else []
     chain += [optax.multi_transform(groups, param_labels(params, frozen)),
               optax.scale_by_learning_rate(schedule)]
     return optax.chain(*chain)
