@@ -16,7 +16,7 @@ from edvr_jax.evaluate.metrics import (
     tensor_to_uint8,
     to_uint8_batch,
 )
-from edvr_jax.evaluate.protocols import PUBLISHED, Protocol, get_protocol
+from edvr_jax.evaluate.protocols import PUBLISHED, Protocol, get_protocol, temporal_padding
 from edvr_jax.evaluate.tiling import TileGrid, max_offset, receptive_field, tile_grid
 from edvr_jax.evaluate.windows import SlidingWindows, WindowError, sliding_windows
 
@@ -48,6 +48,7 @@ __all__ = [
     "rgb_to_y",
     "sliding_windows",
     "ssim_batch",
+    "temporal_padding",
     "tensor_to_uint8",
     "tile_grid",
     "to_uint8_batch",

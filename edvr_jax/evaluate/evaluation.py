@@ -10,7 +10,9 @@ Protocol (BasicSR ``VideoTestDataset`` + ``VideoBaseModel.dist_validation``):
   against the uint8 GT frame: PSNR and SSIM (``edvr_jax.evaluate.metrics``, float32
   within 1e-5 dB / 5e-7 of BasicSR's float64), on RGB and/or BT.601 Y, after removing
   ``crop_border`` pixels;
-* per-frame values are averaged per clip, then the clip means are averaged.
+* per-frame values are averaged per clip, then the clip means are averaged;
+* an output frame with NaN/inf (a diverged model) stops the evaluation with an
+  :class:`EvaluationError` naming its clip and frame instead of being scored as black.
 
 Beyond BasicSR: frames of any size are padded (bottom/right reflection) to the model's
 ``size_multiple`` and the output cropped back, where BasicSR asserts; a two-stage model
@@ -46,8 +48,8 @@ import numpy as np
 from edvr_jax.data import Clip, ClipSet, read_frames
 from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import generate_frame_indices
-from edvr_jax.evaluate.inference import Restorer
-from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch
+from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer, nonfinite_message
+from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch, tensor_to_uint8
 from edvr_jax.evaluate.stream import make_stages
 from edvr_jax.evaluate.windows import SlidingWindows
 from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
@@ -104,6 +106,11 @@ def _prefetched(fn, args: list, pool: ThreadPoolExecutor, ahead: int = 4) -> Ite
         yield f.result() if f is not None else None
 
 
+def _frame_name(path) -> str:
+    """The file stem of a frame: its name in messages and in saved outputs."""
+    return os.path.splitext(os.path.basename(str(path)))[0]
+
+
 def _targets(clip: Clip) -> list[int]:
     return [clip.center] if clip.center is not None else list(range(clip.num_frames))
 
@@ -149,7 +156,12 @@ def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: Thread
             if c is not None:
                 pending.append((c, w))
             if pending and (c is None or len(pending) == restorer.batch_size):
-                outs = restorer(np.stack([x for _, x in pending]))
+                try:
+                    outs = restorer(np.stack([x for _, x in pending]))
+                except NonFiniteOutput as e:
+                    frame = _frame_name(clip.lq_paths[pending[e.index][0]])
+                    raise EvaluationError(f"stage {k + 1}: " + nonfinite_message(clip.name, frame)) \
+                        from None
                 for (ci, _), o in zip(pending, outs, strict=True):
                     yield from (None for _ in range(nxt, ci))
                     yield o.astype(np.float32) / np.float32(255.0)
@@ -176,8 +188,8 @@ def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threa
                 if cur and (len(cur) == size or window.shape != cur[0].window.shape):
                     yield cur
                     cur = []
-                name = os.path.splitext(os.path.basename(str(clip.lq_paths[c])))[0]
-                cur.append(_Item(clip.name, c, window, clip.gt_paths[c], clip.source, name))
+                cur.append(_Item(clip.name, c, window, clip.gt_paths[c], clip.source,
+                                 _frame_name(clip.lq_paths[c])))
         if cur:
             yield cur
 
@@ -204,7 +216,7 @@ def _producer(clipset, stages, padding, scale, out_queue, stop, notes=None):
                             f"GT frame {it.gt_path} is {g.shape[0]}x{g.shape[1]}, but the x{scale} "
                             f"model restores its {h}x{w} LQ frames to {scale * h}x{scale * w}")
                 lq = np.stack([it.window for it in items])
-                gt = np.rint(np.stack(gts) * np.float32(255.0)).astype(np.uint8)
+                gt = tensor_to_uint8(np.stack(gts))  # exact: the frames are uint8 / 255
                 put((lq, gt, items))
     except BaseException as e:  # noqa: BLE001 - handed to the consumer
         put(e)
@@ -268,7 +280,13 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     pool = ThreadPoolExecutor(max_workers=4) if save_dir else None
 
     def finish(pending):
-        out, stats, scores, items = pending
+        out, stats, finite, scores, items = pending
+        try:  # a diverged model is refused, not scored as black frames
+            final.check_finite(finite, len(items))
+        except NonFiniteOutput as e:
+            it = items[e.index]
+            prefix = f"stage {len(stages)}: " if len(stages) > 1 else ""
+            raise EvaluationError(prefix + nonfinite_message(it.clip, it.name)) from None
         scores = jax.device_get(scores)
         stats = {k: float(v) for k, v in jax.device_get(stats).items()}
         final.record(stats)
@@ -292,12 +310,12 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
             if isinstance(got, BaseException):
                 raise got
             lq, gt, items = got
-            out, stats = final.apply_batch(final.pad_batch(lq))
+            out, stats, finite = final.apply_batch(final.pad_batch(lq))
             scores = _score(out, final.put(final.pad_batch(gt)), crop_border=crop_border,
                             names=names)
             if pending is not None:  # fetch the previous batch while this one runs
                 finish(pending)
-            pending = (out, stats, scores, items)
+            pending = (out, stats, finite, scores, items)
         if pending is not None:
             finish(pending)
     finally:

@@ -14,7 +14,10 @@ centre frames ``(n, s*h, s*w, 3)`` (float32 in [0, 1], or uint8 quantised like B
   devices (``NamedSharding``), parameters replicated;
 * tiling (``tile``, ``tile_overlap``): see ``edvr_jax.evaluate.tiling``;
 * offset diagnostics: the model's mean |offset| per deformable convolution (a mean over
-  each batch, padding copies included) is kept as a running maximum in :attr:`offsets`.
+  each batch, padding copies included) is kept as a running maximum in :attr:`offsets`;
+* a diverged model is refused, not scored: the compiled step also returns one "all
+  finite" flag per output frame (before uint8 rounding, which cannot show NaN), the host
+  checks that small array and raises :class:`NonFiniteOutput` naming the window.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -31,7 +35,21 @@ from edvr_jax.evaluate.metrics import to_uint8_batch
 from edvr_jax.evaluate.tiling import tile_grid
 from edvr_jax.models import crop_output, offset_stats, pad_to_multiple
 
-__all__ = ["Restorer", "data_mesh", "pad_to_multiple_np"]
+__all__ = ["NonFiniteOutput", "Restorer", "data_mesh", "nonfinite_message", "pad_to_multiple_np"]
+
+
+class NonFiniteOutput(ValueError):
+    """The model output for window ``index`` of a call has NaN or inf pixels."""
+
+    def __init__(self, index: int, stage: int | None = None):
+        super().__init__(f"model output for window {index} is not finite (NaN/inf)")
+        self.index, self.stage = index, stage
+
+
+def nonfinite_message(clip: str, frame: Any) -> str:
+    """The one-line refusal of a diverged model's output, naming clip and frame."""
+    return (f"model output for clip {clip} frame {frame} is not finite (NaN/inf): the model has "
+            f"diverged (or its checkpoint is damaged); nothing was scored or written for it")
 
 
 def pad_to_multiple_np(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -63,9 +81,10 @@ def _apply(model, quantize: bool, variables, x):
     padded, size = pad_to_multiple(x, model.size_multiple)
     out, state = model.apply(variables, padded, mutable=["diagnostics"])
     out = crop_output(out, size, model.scale)
+    finite = jnp.all(jnp.isfinite(out).reshape(out.shape[0], -1), axis=1)  # one flag per frame
     if quantize:
         out = to_uint8_batch(out)
-    return out, offset_stats(state.get("diagnostics", {}))
+    return out, offset_stats(state.get("diagnostics", {})), finite
 
 
 class Restorer:
@@ -105,10 +124,11 @@ class Restorer:
             return jax.device_put(x)
         return jax.device_put(x, self._in_sharding)
 
-    def apply_batch(self, x: np.ndarray) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def apply_batch(self, x: np.ndarray) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
         """Restores exactly one batch ``(batch_size, T, h, w, 3)``. Returns device arrays
-        (not fetched, so calls pipeline): the outputs and the offset statistics, to be
-        passed to :meth:`record` once fetched."""
+        (not fetched, so calls pipeline): the outputs, the offset statistics (to be passed
+        to :meth:`record` once fetched) and a ``(batch_size,)`` bool, True where the output
+        frame is all finite (check it with :meth:`check_finite`)."""
         if x.shape[0] != self.batch_size:
             raise ValueError(f"apply_batch takes {self.batch_size} windows, got {x.shape[0]}")
         self.shapes.add(tuple(x.shape))
@@ -121,6 +141,14 @@ class Restorer:
             v = float(v)
             old = self.offsets.get(k, v)
             self.offsets[k] = max(old, v) if np.isfinite(v) and np.isfinite(old) else np.inf
+
+    @staticmethod
+    def check_finite(finite: Any, n: int | None = None, offset: int = 0) -> None:
+        """Raises :class:`NonFiniteOutput` (index ``offset + j``) for the first of the first
+        ``n`` flags of :meth:`apply_batch` that is False; fetches only those flags."""
+        flags = np.asarray(jax.device_get(finite))[:n]
+        if not flags.all():
+            raise NonFiniteOutput(offset + int(np.argmin(flags)))
 
     # ------------------------------------------------------------------ host side
     def pad_batch(self, items: np.ndarray) -> np.ndarray:
@@ -138,13 +166,16 @@ class Restorer:
             outs.append((*self.apply_batch(self.pad_batch(chunk)), chunk.shape[0]))
         # Dispatch everything first, then fetch: the device works while we wait.
         result = []
-        for out, stats, n in outs:
+        for out, stats, finite, n in outs:
+            self.check_finite(finite, n, sum(r.shape[0] for r in result))
             result.append(np.asarray(out)[:n])
             self.record(stats)
         return np.concatenate(result, axis=0)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, T, h, w, 3)`` float32 windows -> ``(n, s*h, s*w, 3)`` restored frames."""
+        """``(n, T, h, w, 3)`` float32 windows -> ``(n, s*h, s*w, 3)`` restored frames.
+
+        Raises :class:`NonFiniteOutput` (the window's index) when an output has NaN/inf."""
         windows = np.asarray(windows, np.float32)
         if windows.ndim != 5 or windows.shape[-1] != 3:
             raise ValueError(f"Restorer expects windows (n, T, h, w, 3), got {windows.shape}")
@@ -155,7 +186,10 @@ class Restorer:
         grid = tile_grid(padded.shape[-3:-1], self.tile, self.tile_overlap, m)
         tiles = grid.split(padded)  # (k, n, T, th, tw, 3)
         k, n = tiles.shape[:2]
-        out = self._run(tiles.reshape((k * n,) + tiles.shape[2:]))
+        try:
+            out = self._run(tiles.reshape((k * n,) + tiles.shape[2:]))
+        except NonFiniteOutput as e:  # tile j of window i is item j * n + i
+            raise NonFiniteOutput(e.index % n) from None
         out = grid.stitch(out.reshape((k, n) + out.shape[1:]), self.model.scale)
         s = self.model.scale
         return out[:, :s * h, :s * w]

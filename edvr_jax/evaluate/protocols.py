@@ -7,24 +7,39 @@
 | `redsofficial4` | REDS 240, 241, 246, 257            | as reds4                  | RGB       |
 | `vid4`          | calendar, city, foliage, walk      | reflection_circle         | Y and RGB |
 | `vimeo90k_t`    | the 7,824 test septuplets          | none (fixed window)       | Y and RGB |
-| `folder`        | `root/GT/<clip>`, `root/LQ/<clip>` | replicate for hr_in or    | RGB       |
-|                 |                                    | blur tasks, else refl._c. |           |
+| `folder`        | `root/GT/<clip>`, `root/LQ/<clip>` | replicate for blur tasks  | RGB       |
+|                 |                                    | or models, else refl._c.  |           |
 
 Every frame of every clip is scored (border frames included), except Vimeo-90K-T where
 only the centre frame im4 of each septuplet is; no border pixels are cropped; no
 self-ensemble. Metrics: PSNR/SSIM on uint8-rounded outputs, averaged per clip, then over
-clips (see ``evaluation.py``).
+clips (see ``evaluation.py``). :func:`temporal_padding` decides the padding for eval.py,
+edvr-restore and training-time validation alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["DATASETS", "PUBLISHED", "Protocol", "TASKS", "get_protocol"]
+__all__ = ["DATASETS", "PUBLISHED", "Protocol", "TASKS", "get_protocol", "temporal_padding"]
 
 DATASETS = ("reds4", "redsofficial4", "vid4", "vimeo90k_t", "folder")
 TASKS = ("sr", "srblur", "deblur", "deblurcomp")
 _BLUR_TASKS = ("srblur", "deblur", "deblurcomp")
+
+
+def temporal_padding(model=None, task: str | None = None) -> str:
+    """The temporal border padding of the published protocol: the one place that decides it.
+
+    BasicSR's test configs (and the 2019 test script) use ``replicate`` for the blur tracks
+    (SRblur, deblur, deblurcomp) and ``reflection_circle`` for plain SR. The track is told by
+    ``task`` (a REDS task name) or by the model: a blur-track EDVR has the pre-deblurring
+    module (``with_predeblur``; deblurring ones are also ``hr_in``). ``model`` may be an
+    ``EDVR``, a ``TwoStageEDVR`` (its first stage decides) or None.
+    """
+    first = getattr(model, "stage1", model)
+    blur_model = bool(getattr(first, "with_predeblur", False) or getattr(first, "hr_in", False))
+    return "replicate" if (task in _BLUR_TASKS or blur_model) else "reflection_circle"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +65,17 @@ class Protocol:
     crop_border: int = 0
 
 
-def get_protocol(dataset: str, task: str | None = None, *, hr_in: bool = False) -> Protocol:
+def get_protocol(dataset: str, task: str | None = None, *, hr_in: bool = False,
+                 model=None) -> Protocol:
     """The protocol of ``dataset`` (one of :data:`DATASETS`) for ``task``.
 
     ``task`` defaults to 'sr' (for 'folder': 'deblur' when the model is ``hr_in``);
-    only REDS datasets and 'folder' have other tasks. Raises ValueError for unknown
-    names or a task the dataset does not have.
+    only REDS datasets and 'folder' have other tasks. The padding is
+    :func:`temporal_padding` of ``model`` (when given) and the task. Raises ValueError
+    for unknown names or a task the dataset does not have.
     """
+    if model is not None:
+        hr_in = getattr(model, "stage1", model).scale == 1
     name = dataset.lower()
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
@@ -64,7 +83,7 @@ def get_protocol(dataset: str, task: str | None = None, *, hr_in: bool = False) 
         task = "deblur" if (name == "folder" and hr_in) else "sr"
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    padding = "replicate" if task in _BLUR_TASKS else "reflection_circle"
+    padding = temporal_padding(model, task)
     if name in ("reds4", "redsofficial4"):
         partition = "REDS4" if name == "reds4" else "REDSofficial4"
         return Protocol(name, "reds", "val", partition, task, padding, False)

@@ -9,7 +9,7 @@ extension (.mp4, .mkv, .mov, ...: H.264 with the input's frame rate and timestam
 audio stream copied) and otherwise a folder of PNGs (named after the input frames, or
 00000000.png ... for a video). Frames of any size work (padded to the model's multiple and
 cropped back); border frames use the protocol's temporal padding (reflection_circle for
-x4 models, replicate for hr_in deblurring models). Frames are decoded, restored and
+x4 SR models, replicate for the blur tracks: SRblur and hr_in deblurring models). Frames are decoded, restored and
 encoded as a stream, so memory does not grow with the video length. ``--tile`` restores
 large frames in tiles (see ``edvr_jax.evaluate.tiling`` for when tiles are exact).
 """
@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"{DEFAULT_OVERLAP}; exact when >= the receptive field)")
     p.add_argument("--batch", type=int, default=1, help="windows (or tiles) per device call")
     p.add_argument("--padding", choices=PADDING_MODES, default=None,
-                   help="temporal border padding (default: reflection_circle for x4 models, "
-                        "replicate for hr_in models)")
+                   help="temporal border padding (default: reflection_circle for x4 SR models, "
+                        "replicate for SRblur and hr_in deblurring models)")
     p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,
                    help="centre frame of the model's window if not num_frame // 2")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless .. 51)")
@@ -77,6 +77,23 @@ def _check_output(path: str, overwrite: bool) -> str:
     return kind
 
 
+def _refusing_nonfinite(outputs, name: str, meta: collections.deque, num_stages: int):
+    """``outputs``, with a diverged model's NaN/inf frame turned into a RestoreError naming
+    the input and the frame (``meta[0]`` is the frame the next output belongs to)."""
+    from edvr_jax.evaluate.inference import NonFiniteOutput, nonfinite_message
+
+    done = 0
+    try:
+        for out in outputs:
+            yield out
+            done += 1
+    except NonFiniteOutput as e:
+        k = e.index - done
+        frame = meta[k].name if 0 <= k < len(meta) else f"{e.index}"
+        prefix = f"stage {e.stage + 1}: " if num_stages > 1 and e.stage is not None else ""
+        raise RestoreError(prefix + nonfinite_message(name, frame)) from None
+
+
 def run(args: argparse.Namespace, echo=print) -> dict:
     """Does what ``edvr-restore`` does; returns a summary (frames, seconds, notes)."""
     for what, path in (("checkpoint", args.checkpoint), ("stage-2 checkpoint", args.stage2)):
@@ -92,8 +109,9 @@ def run(args: argparse.Namespace, echo=print) -> dict:
 
     from tqdm.auto import tqdm
 
+    from edvr_jax.evaluate.protocols import temporal_padding
     from edvr_jax.evaluate.run_eval import load
-    from edvr_jax.evaluate.stream import default_padding, make_stages, restore_stream
+    from edvr_jax.evaluate.stream import make_stages, restore_stream
     from edvr_jax.evaluate.video_io import FolderSink, VideoSink, open_source
     from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
 
@@ -101,7 +119,7 @@ def run(args: argparse.Namespace, echo=print) -> dict:
     try:
         kind = _check_output(args.output, args.overwrite)
         model, variables = load(args.checkpoint, args.stage2, args.center_frame_idx)
-        padding = args.padding or default_padding(model)
+        padding = args.padding or temporal_padding(model)
         stages = make_stages(model, variables, batch_size=args.batch, tile=args.tile,
                              tile_overlap=args.tile_overlap)
         paddings = [padding] * len(stages)
@@ -137,7 +155,8 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                    dynamic_ncols=True, desc="restore")
         start, count = time.perf_counter(), 0
         try:
-            for out in restore_stream(frames(), stages, paddings, total=None):
+            for out in _refusing_nonfinite(restore_stream(frames(), stages, paddings, total=None),
+                                           args.input, meta, len(stages)):
                 info = meta.popleft()
                 if sink is None:
                     for note in source.notes:

@@ -110,7 +110,7 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         raise EvaluationError(f"--batch must be >= 1, got {batch}")
     model, variables = load(checkpoint, stage2, center_frame_idx)
     try:
-        proto = get_protocol(dataset, task, hr_in=model.scale == 1)
+        proto = get_protocol(dataset, task, model=model)
     except ValueError as e:
         raise EvaluationError(str(e)) from None
     if proto.reader == "reds":

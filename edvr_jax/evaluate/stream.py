@@ -21,17 +21,17 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from edvr_jax.evaluate.inference import Restorer
+from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer
+from edvr_jax.evaluate.protocols import temporal_padding
 from edvr_jax.evaluate.windows import SlidingWindows
 
 __all__ = ["StreamStats", "default_padding", "make_stages", "restore_stream"]
 
 
 def default_padding(model) -> str:
-    """The protocol's temporal padding: replicate for hr_in (deblurring) models, else
-    reflection_circle (for a two-stage model, that of its first stage)."""
-    first = getattr(model, "stage1", model)
-    return "replicate" if first.scale == 1 else "reflection_circle"
+    """The protocol's temporal padding for ``model``: ``protocols.temporal_padding`` (replicate
+    for the blur tracks, SRblur included, else reflection_circle)."""
+    return temporal_padding(model)
 
 
 def make_stages(model, variables, *, batch_size: int = 1, tile: int | None = None,
@@ -67,9 +67,14 @@ def _stage(frames: Iterable[np.ndarray], restorer: Restorer, padding: str, total
            stats: StreamStats, k: int) -> Iterator[np.ndarray]:
     sw = SlidingWindows(restorer.model.num_frame, padding, total)
     pending: list[list[np.ndarray]] = []
+    done = [0]  # output frames restored so far
 
     def run():
-        out = restorer(np.stack([np.stack(w) for w in pending]))
+        try:
+            out = restorer(np.stack([np.stack(w) for w in pending]))
+        except NonFiniteOutput as e:
+            raise NonFiniteOutput(done[0] + e.index, stage=k) from None
+        done[0] += len(pending)
         pending.clear()
         return out
 
@@ -100,6 +105,9 @@ def restore_stream(frames: Iterable[np.ndarray], stages: Sequence[Restorer],
       paddings: temporal border padding of each stage.
       total: number of frames if known (else the end is found when ``frames`` stops).
       stats: filled with buffer maxima if given.
+
+    Raises :class:`~edvr_jax.evaluate.inference.NonFiniteOutput` with the frame's index in
+    the video (and ``stage``, counted from 0) when a restored frame has NaN/inf.
     """
     stats = stats if stats is not None else StreamStats()
     stats.window_buffer[:] = [0] * len(stages)

@@ -350,19 +350,25 @@ def limit_clips(clips, max_clips: int | None = None, max_frames: int | None = No
 
 def validate(config, model, state, clips, mesh, reporter, step: int) -> dict:
     """PSNR/SSIM on the held-out clips with BasicSR's protocol (uint8 rounding, padding),
-    plus an image grid (bicubic | output | GT of the first clip's middle frame)."""
-    from edvr_jax.evaluate.evaluation import evaluate_clipset
+    plus an image grid (bicubic | output | GT of the first clip's middle frame). A model whose
+    outputs are NaN/inf stops the run (TrainingError naming clip and frame)."""
+    from edvr_jax.evaluate.evaluation import EvaluationError, evaluate_clipset
+    from edvr_jax.evaluate.protocols import temporal_padding
 
     params = jax.device_get(state.ema_params if state.ema_params is not None else state.params)
     e = config.eval
+    padding = e.padding or temporal_padding(model, config.data.get("task"))
     clips = limit_clips(clips, e.max_clips, e.max_frames)
     t0 = time.perf_counter()
     faults.maybe_kill("validation", step)
-    result = evaluate_clipset(
-        model.clone(dtype=None), {"params": params}, clips, padding=e.padding,
-        test_y_channel=e.test_y_channel, crop_border=e.crop_border, batch_size=e.batch_size,
-        progress=False)
-    result["preview"] = comparison_grid(model.clone(dtype=None), params, clips.clips[0], e.padding)
+    try:
+        result = evaluate_clipset(
+            model.clone(dtype=None), {"params": params}, clips, padding=padding,
+            test_y_channel=e.test_y_channel, crop_border=e.crop_border, batch_size=e.batch_size,
+            progress=False)
+    except EvaluationError as err:
+        raise TrainingError(f"validation at step {step}: {err}") from None
+    result["preview"] = comparison_grid(model.clone(dtype=None), params, clips.clips[0], padding)
     reporter.validation(step, result, time.perf_counter() - t0)
     return result["mean"]
 
