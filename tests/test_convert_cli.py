@@ -28,7 +28,7 @@ def test_convert_then_load_reproduces_basicsr(tmp_path, data_dir, io, capsys):
     assert meta["architecture"]["kwargs"]["num_feat"] == 8 and meta["layout"] == "basicsr"
     model, variables = load_model(dst)
     out = jax.jit(model.apply)(variables, io["sr_tsa/x"])
-    assert np.abs(out - io["sr_tsa/y"]).max() / np.abs(io["sr_tsa/y"]).max() < 1e-4
+    assert np.abs(out - io["sr_tsa/y"]).max() / np.abs(io["sr_tsa/y"]).max() < 3e-6  # measured 2.3e-7
 
 
 @pytest.mark.parametrize("src", ["sr_tsa.pth", "sr_tsa_mmagic.pth", "sr_tsa_2019.pth", "deblur.pth"])

@@ -51,7 +51,7 @@ def test_matches_torchvision_forward_and_all_gradients(tv, name):
     f = jax.jit(lambda *a: deform_conv2d(*a, **conf))
 
     out = f(x, off, mask, kernel, bias)
-    assert_rel_close(out, nhwc(tv[f"{name}/out"]), 2e-5, f"{name} forward")
+    assert_rel_close(out, nhwc(tv[f"{name}/out"]), 2e-6, f"{name} forward")  # measured <= 2.2e-7
 
     grads = jax.jit(jax.grad(lambda *a: jnp.sum(deform_conv2d(*a, **conf) * cot),
                              argnums=(0, 1, 2, 3, 4)))(x, off, mask, kernel, bias)
@@ -61,7 +61,7 @@ def test_matches_torchvision_forward_and_all_gradients(tv, name):
         if np.abs(ref).max() == 0:  # e.g. d/d offset with a zero mask
             np.testing.assert_array_equal(np.asarray(ours), 0, err_msg=f"{name} grad {what}")
         else:
-            assert_rel_close(ours, ref, 1e-4, f"{name} grad {what}")
+            assert_rel_close(ours, ref, 2e-6, f"{name} grad {what}")  # measured <= 4.4e-7
 
 
 def random_case(rng, n, h, w, cin, cout, groups, kernel_hw, stride, padding, dilation, scale):

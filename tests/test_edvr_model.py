@@ -18,6 +18,10 @@ def io(data_dir):
     return np.load(data_dir / "edvr" / "io.npz")
 
 
+# Measured max |ours - BasicSR| / max |BasicSR|: 2.3e-7 to 5.6e-7 per variant, 1.1e-6 two-stage.
+TOL = 3e-6
+
+
 def rel_err(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return np.abs(a - b).max() / np.abs(b).max()
@@ -38,7 +42,7 @@ def test_output_equals_basicsr(loaded, io, variant):
     assert count_params(variables) == int(io[f"{variant}/num_params"])
     out, mutated = jax.jit(lambda v, x: model.apply(v, x, mutable=["diagnostics"]))(variables, io[f"{variant}/x"])
     assert out.shape == io[f"{variant}/y"].shape
-    assert rel_err(out, io[f"{variant}/y"]) < 1e-4
+    assert rel_err(out, io[f"{variant}/y"]) < TOL
     # The offset diagnostic equals BasicSR's mean |offset| per DCNv2Pack (averaged over frames).
     stats = offset_stats(mutated["diagnostics"])
     for name in ("dcn_pack_l3", "dcn_pack_l2", "dcn_pack_l1", "cas_dcnpack"):
@@ -59,13 +63,13 @@ def test_alignment_matters_in_the_fixtures(loaded, io):
 def test_mmagic_checkpoint_gives_the_same_model(data_dir, io):
     model, variables, info = load_pth_model(data_dir / "edvr" / "sr_tsa_mmagic.pth")
     assert info["layout"] == "mmagic" and info["param_key"] == "state_dict"
-    assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa/x"]), io["sr_tsa/y"]) < 1e-4
+    assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa/x"]), io["sr_tsa/y"]) < TOL
 
 
 def test_2019_legacy_checkpoint_gives_the_same_model(data_dir, io):
     model, variables, info = load_pth_model(data_dir / "edvr" / "sr_tsa_2019.pth")
     assert info["layout"] == "edvr2019"
-    assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa/x"]), io["sr_tsa/y"]) < 1e-4
+    assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa/x"]), io["sr_tsa/y"]) < TOL
 
 
 def test_two_stage_equals_stage2_on_stage1_windows(loaded, data_dir, io):
@@ -74,7 +78,7 @@ def test_two_stage_equals_stage2_on_stage1_windows(loaded, data_dir, io):
     model = TwoStageEDVR(stage1=m1, stage2=m2)
     variables = {"params": {"stage1": v1["params"], "stage2": v2["params"]}}
     out = jax.jit(model.apply)(variables, io["two_stage/x"])
-    assert rel_err(out, io["two_stage/y"]) < 1e-4
+    assert rel_err(out, io["two_stage/y"]) < 5e-6
 
 
 def test_center_frame_idx_override(data_dir, io):
@@ -83,7 +87,7 @@ def test_center_frame_idx_override(data_dir, io):
     assert model.center == 3
     assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa_t7/x"]), io["sr_tsa_t7/y"]) > 1e-3
     model, variables = load_model(data_dir / "edvr" / "sr_tsa_t7.pth", center_frame_idx=2)
-    assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa_t7/x"]), io["sr_tsa_t7/y"]) < 1e-4
+    assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa_t7/x"]), io["sr_tsa_t7/y"]) < TOL
 
 
 def test_fresh_model_initialises_like_basicsr():
@@ -167,4 +171,4 @@ def test_mmagic_layout_of_every_mmagic_variant(tmp_path, data_dir, io, variant):
     save_pth({"meta": {"mmedit_version": "0.16"}, "state_dict": {"generator." + to_mmagic(k): v for k, v in sd.items()}}, path)
     model, variables, info = load_pth_model(path, center_frame_idx=2 if variant == "sr_tsa_t7" else None)
     assert info["layout"] == "mmagic"
-    assert rel_err(jax.jit(model.apply)(variables, io[f"{variant}/x"]), io[f"{variant}/y"]) < 1e-4
+    assert rel_err(jax.jit(model.apply)(variables, io[f"{variant}/x"]), io[f"{variant}/y"]) < TOL
