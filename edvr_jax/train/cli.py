@@ -55,11 +55,14 @@ def run(config, workdir: str, *, distributed: bool = False, coordinator_address:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     from edvr_jax.errors import run_cli
+    from edvr_jax.train.faults import FaultHooks
     from edvr_jax.train.loop import Preempted, train_and_evaluate
+
+    faults = FaultHooks.from_env()  # the robustness tests' seam; empty in normal runs
 
     def train() -> int:
         try:
-            summary = train_and_evaluate(config, workdir)
+            summary = train_and_evaluate(config, workdir, faults=faults)
         except Preempted as e:
             print(f"train.py: {e}", file=sys.stderr)
             return EXIT_PREEMPTED

@@ -21,8 +21,9 @@ import numpy as np
 
 from edvr_jax.errors import UserError
 from edvr_jax.models import EDVR, warn_large_offsets
-from edvr_jax.train import checkpoints, faults
+from edvr_jax.train import checkpoints
 from edvr_jax.train.config import model_kwargs
+from edvr_jax.train.faults import NO_FAULTS, FaultHooks
 from edvr_jax.train.optim import make_optimizer, train_phases
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
@@ -236,7 +237,8 @@ class _SigtermFlag:
 STOP_CHECK_EVERY = 4  # multi-process runs: steps between all-gathers of the SIGTERM flags
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       faults: FaultHooks = NO_FAULTS) -> dict:
     """Trains (or resumes) in ``workdir``; returns the last logged metrics and validation."""
     from edvr_jax.convert.api import architecture_of, save_model
     from edvr_jax.train.reporting import Reporter
@@ -284,7 +286,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 warn_large_offsets({k[7:]: v for k, v in logged.items() if k.startswith("offset/")})
                 summary["train"] = logged
             if config.eval.every and val_clips is not None and done % config.eval.every == 0:
-                summary["val"] = validate(config, model, state, val_clips, mesh, reporter, done)
+                summary["val"] = validate(config, model, state, val_clips, mesh, reporter, done,
+                                          faults=faults)
             preempted = sigterm.agreed(done) or manager.reached_preemption(done)
             if done % t.checkpoint_every == 0 or done == t.num_steps or preempted:
                 if not checked:  # the state has not changed since the check at the log
@@ -307,7 +310,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                    extra={"step": int(state.step),
                           "param_key": "params_ema" if state.ema_params is not None else "params"})
     if not finished_before and config.eval.every and val_clips is not None and "val" not in summary:
-        summary["val"] = validate(config, model, state, val_clips, mesh, reporter, int(state.step))
+        summary["val"] = validate(config, model, state, val_clips, mesh, reporter, int(state.step),
+                                  faults=faults)
     reporter.close()
     summary["step"] = int(state.step)
     if not finished_before and jax.process_index() == 0:
@@ -348,7 +352,8 @@ def limit_clips(clips, max_clips: int | None = None, max_frames: int | None = No
     return clips
 
 
-def validate(config, model, state, clips, mesh, reporter, step: int) -> dict:
+def validate(config, model, state, clips, mesh, reporter, step: int, *,
+             faults: FaultHooks = NO_FAULTS) -> dict:
     """PSNR/SSIM on the held-out clips with BasicSR's protocol (uint8 rounding, padding),
     plus an image grid (bicubic | output | GT of the first clip's middle frame). A model whose
     outputs are NaN/inf stops the run (TrainingError naming clip and frame)."""
