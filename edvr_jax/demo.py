@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import pathlib
 import sys
 
@@ -58,13 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for noisy in ("absl", "orbax", "tensorflow", "jax._src"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     import jax
     from PIL import Image
 

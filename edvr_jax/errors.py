@@ -26,7 +26,11 @@ def run_cli(tool: str, main_fn: Callable[[], int | None], *, exit_code: int = 2,
             also: tuple[type[BaseException], ...] = ()) -> int:
     """Runs ``main_fn()`` and returns its exit status (0 if it returns None). A ``UserError``
     (or one of ``also``, e.g. ``FileNotFoundError`` from the file system) becomes one line
-    ``<tool>: error: <message>`` on stderr and ``exit_code``, without a traceback."""
+    ``<tool>: error: <message>`` on stderr and ``exit_code``, without a traceback. The
+    process-wide settings every tool shares (``edvr_jax.process``) are applied first."""
+    from edvr_jax.process import configure_tool_process
+
+    configure_tool_process()
     try:
         status = main_fn()
     except (UserError, *also) as e:

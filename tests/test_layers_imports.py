@@ -5,7 +5,7 @@ import ast
 import pathlib
 
 PKG = pathlib.Path(__file__).resolve().parent.parent / "edvr_jax"
-LOWER = ("convert", "models", "ops", "data", "errors")  # never import evaluate or train
+LOWER = ("convert", "models", "ops", "data", "errors", "process")  # never import evaluate or train
 
 
 def imports(path: pathlib.Path) -> set[str]:
@@ -49,3 +49,32 @@ def test_the_checker_sees_function_level_imports(tmp_path):
                  "from edvr_jax import data\n")
     assert imports(f) == {"edvr_jax.train.checkpoints", "edvr_jax.train.checkpoints.x", "edvr_jax.evaluate",
                           "edvr_jax", "edvr_jax.data"}
+
+
+def test_importing_the_library_changes_nothing_process_wide():
+    """Environment, logger levels, sys.unraisablehook and TensorFlow's devices are the
+    entry points' to set (edvr_jax.process), not an import's."""
+    import subprocess
+    import sys
+
+    code = """
+import logging, os, sys
+import tensorflow as tf
+calls = []
+tf.config.set_visible_devices = lambda *a: calls.append(a)
+env, hook = dict(os.environ), sys.unraisablehook
+levels = {n: logging.getLogger(n).level for n in ("absl", "orbax", "asyncio", "tensorflow", "jax._src")}
+import edvr_jax, edvr_jax.data, edvr_jax.convert.saved, edvr_jax.evaluate, edvr_jax.train.checkpoints
+assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items())
+assert sys.unraisablehook is hook
+assert {n: logging.getLogger(n).level for n in levels} == levels
+assert calls == [], calls
+from edvr_jax.process import configure_tool_process
+configure_tool_process()
+assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+assert logging.getLogger("orbax").level == logging.CRITICAL and sys.unraisablehook is not hook
+print("ok")
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("EDVR_JAX_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]

@@ -26,12 +26,14 @@ import numpy as np
 import pytest
 from conftest import CACHE, ROOT
 
-VALIDATION = ["eval.every=12", "eval.max_clips=1", "eval.max_frames=3"]  # tiny.py has it off
-KILLS = [  # (fault point, step): tiny.py saves at 12, 24, 36 and validates at the same steps
-    ("save", 12),  # the very first checkpoint is being written in the background
-    ("validation", 24),
-    ("step", 30),  # the step has been dispatched, the device is computing
-    ("export", 36),  # checkpoint 36 is complete, the export not yet written
+# configs/tiny.py shortened to 6 steps, saving and validating (tiny.py has it off) every 2.
+SHORT = ["train.num_steps=6", "train.checkpoint_every=2", "train.log_every=2",
+         "eval.every=2", "eval.max_clips=1", "eval.max_frames=3"]
+KILLS = [  # (fault point, step): the run saves at 2, 4, 6 and validates at the same steps
+    ("save", 2),  # the very first checkpoint is being written in the background
+    ("validation", 4),
+    ("step", 5),  # the step has been dispatched, the device is computing
+    ("export", 6),  # checkpoint 6 is complete, the export not yet written
 ]
 
 
@@ -41,7 +43,7 @@ def train(workdir, *overrides, faults=""):
                EDVR_JAX_CACHE=str(CACHE / "demo_clips"), EDVR_JAX_FAULTS=faults,
                XLA_FLAGS="--xla_force_host_platform_device_count=1", TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs" / "tiny.py"),
-           "--workdir", str(workdir), *[f"--config.{o}" for o in (*VALIDATION, *overrides)]]
+           "--workdir", str(workdir), *[f"--config.{o}" for o in (*SHORT, *overrides)]]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     return r.returncode, r.stderr
 
@@ -81,7 +83,7 @@ def baseline(tmp_path_factory):
     wd = tmp_path_factory.mktemp("baseline")
     code, err = train(wd)
     assert code == 0, err
-    assert complete_steps(wd) == [12, 24, 36]
+    assert complete_steps(wd) == [2, 4, 6]
     return wd
 
 
@@ -116,22 +118,22 @@ def tmpfs_bytes(folder) -> int:
 
 def test_kill_at_4_points_and_a_full_disk_then_resume_loses_nothing(tmp_path, baseline):
     wd = tmp_path / "run"
-    one_checkpoint = tmpfs_bytes(baseline / "checkpoints" / "12")
+    one_checkpoint = tmpfs_bytes(baseline / "checkpoints" / "2")
     disk = Tmpfs(wd / "checkpoints", int(1.5 * one_checkpoint) // 4096 * 4096)
     try:
         latest_before: list = []
-        code, err = train(wd, faults="kill@save:12")  # the very first save
+        code, err = train(wd, faults="kill@save:2")  # the very first save
         assert code == -signal.SIGKILL, err
         latest_before.append(complete_steps(wd))
-        if disk.ok:  # room for one checkpoint only: checkpoint 24 cannot be written
+        if disk.ok:  # room for one checkpoint only: checkpoint 4 cannot be written
             code, err = train(wd)
             assert code == 1, err
             assert "Traceback" not in err, err
             last = err.strip().splitlines()[-1]
-            assert last.startswith("train.py: error: could not write checkpoint 24 in "), last
-            assert "No space left on device" in last and "checkpoint 12 is intact" in last, last
-            assert complete_steps(wd) == [12], "the previous checkpoint must stay complete"
-            assert_bit_identical(state_at(wd, 12), state_at(baseline, 12), "after disk full")
+            assert last.startswith("train.py: error: could not write checkpoint 4 in "), last
+            assert "No space left on device" in last and "checkpoint 2 is intact" in last, last
+            assert complete_steps(wd) == [2], "the previous checkpoint must stay complete"
+            assert_bit_identical(state_at(wd, 2), state_at(baseline, 2), "after disk full")
             disk.resize(64 * 2**20)
         for point, step in KILLS[1:]:
             latest = complete_steps(wd)
@@ -143,19 +145,19 @@ def test_kill_at_4_points_and_a_full_disk_then_resume_loses_nothing(tmp_path, ba
             assert steps, point
             assert_bit_identical(state_at(wd, steps[-1]), state_at(baseline, steps[-1]),
                                  f"latest checkpoint after kill@{point}:{step}")
-        assert latest_before[1:] == [[12], [12, 24], [12, 24, 36]], latest_before
+        assert latest_before[1:] == [[2], [2, 4], [2, 4, 6]], latest_before
         assert not (wd / "export").exists(), "killed before the export"
         code, err = train(wd)
         assert code == 0, err
-        assert resumed_from(err) == 36
-        assert complete_steps(wd) == [12, 24, 36]
+        assert resumed_from(err) == 6
+        assert complete_steps(wd) == [2, 4, 6]
         assert not list((wd / "checkpoints").glob("*tmp*")), "a half-written save was left"
-        assert_bit_identical(state_at(wd, 36), state_at(baseline, 36), "final TrainState")
+        assert_bit_identical(state_at(wd, 6), state_at(baseline, 6), "final TrainState")
         from edvr_jax import load_model
 
         ours, ref = load_model(wd)[1]["params"], load_model(baseline)[1]["params"]
         assert_bit_identical(ours, ref, "export")
-        assert json.loads((wd / "export" / "edvr_jax.json").read_text())["step"] == 36
+        assert json.loads((wd / "export" / "edvr_jax.json").read_text())["step"] == 6
         if not disk.ok:
             pytest.skip(f"kill points passed; the full-disk case needs mount ({disk.reason})")
     finally:
@@ -199,5 +201,9 @@ def test_read_only_checkpoints_folder_is_refused_up_front(tmp_path):
         subprocess.run(["umount", str(wd / "checkpoints")], check=False)
 
 
-def test_counts_4_kill_points():
-    assert len(KILLS) == 4  # kill points (plus one full disk) in the chain above
+def test_every_kill_point_of_the_training_loop_is_exercised():
+    """The chain above kills the run at each fault point the loop offers, none left out."""
+    sources = (ROOT / "edvr_jax" / "train" / "loop.py").read_text()
+    points = set(re.findall(r"faults\.maybe_kill\(\"(\w+)\"", sources))
+    assert points, "no fault points found in train/loop.py"
+    assert points == {point for point, _ in KILLS}, points

@@ -123,35 +123,12 @@ def load_saved_model(path: str | pathlib.Path, **model_overrides: Any):
 
 
 
-def ignore_closed_loop_noise() -> None:
-    """After a failed orbax write or read, TensorStore callbacks still pending reach an
-    asyncio loop that orbax has closed, and Python prints each as an unraisable
-    ``RuntimeError: Event loop is closed`` traceback. Those (and only those) are dropped;
-    the failure itself is reported as one line by the caller."""
-    import sys
-
-    hook = sys.unraisablehook
-    if getattr(hook, "_edvr_jax", False):
-        return
-
-    def filtered(unraisable):
-        exc = unraisable.exc_value
-        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
-            return
-        hook(unraisable)
-
-    filtered._edvr_jax = True
-    sys.unraisablehook = filtered
-
-
-
 @contextlib.contextmanager
 def quiet_orbax():
     """orbax logs a failed read with tracebacks (absl logger, ERROR) before raising; callers
     report the failure as one line instead."""
     import logging
 
-    ignore_closed_loop_noise()
     logger = logging.getLogger("absl")
     old = logger.level
     logger.setLevel(logging.CRITICAL)

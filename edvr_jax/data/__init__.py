@@ -36,6 +36,7 @@ from edvr_jax.data.clips import (
     Clip,
     ClipSet,
     DatasetError,
+    hide_accelerators_from_tf,
     read_clip,
     read_frames,
     read_window,
@@ -46,13 +47,10 @@ from edvr_jax.data.folders import read_folder, read_vid4, read_vimeo90k
 from edvr_jax.data.pipeline import (
     apply_choice,
     crop_origin,
-    hide_accelerators_from_tf,
     make_train_dataset,
     sample_choice,
 )
 from edvr_jax.data.reds import PARTITIONS, TASKS, read_reds
-
-hide_accelerators_from_tf()
 
 __all__ = [
     "DATASETS", "PARTITIONS", "TASKS", "CheckReport", "Clip", "ClipSet", "DatasetError",

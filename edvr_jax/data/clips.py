@@ -19,18 +19,15 @@ arithmetic as BasicSR's `img.astype(np.float32) / 255.`), clips as `(T, H, W, 3)
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
-
-from edvr_jax.errors import UserError  # noqa: E402
+from edvr_jax.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -208,6 +205,24 @@ def read_bytes(ref: str, source: Any = None) -> bytes:
         raise DatasetError(f"cannot read frame {ref}: {type(e).__name__}: {e}") from None
 
 
+_tf_off_accelerators = False
+
+
+def hide_accelerators_from_tf() -> None:
+    """Keeps TensorFlow off GPUs, so that it reserves no accelerator memory JAX needs.
+
+    Called where TensorFlow first runs an op (decoding a frame, building a tf.data
+    pipeline), not at import: importing edvr_jax changes nothing process-wide."""
+    global _tf_off_accelerators
+    if _tf_off_accelerators:
+        return
+    _tf_off_accelerators = True
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):  # TensorFlow already initialised its devices
+        pass
+
+
 GRAY_NOTE = "grayscale frames are converted to RGB"
 ALPHA_NOTE = "RGBA frames: the alpha channel is dropped"
 
@@ -221,6 +236,7 @@ def decode_frame(data: bytes, name: str = "<bytes>", notes: set[str] | None = No
     """
     if not data:
         raise DatasetError(f"frame {name} is empty (0 bytes)")
+    hide_accelerators_from_tf()
     try:
         img = tf.io.decode_image(data, channels=0, dtype=tf.uint8,
                                  expand_animations=False).numpy()

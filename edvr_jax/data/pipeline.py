@@ -46,17 +46,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from edvr_jax.data.clips import ClipSet, DatasetError, frame_header, parallel_map
+from edvr_jax.data.clips import ClipSet, DatasetError, frame_header, hide_accelerators_from_tf, parallel_map
 
 log = logging.getLogger("edvr_jax.data")
-
-
-def hide_accelerators_from_tf() -> None:
-    """Keep TensorFlow off GPUs so it reserves no accelerator memory that JAX needs."""
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except (RuntimeError, ValueError):  # already initialised: nothing more to do
-        pass
 
 
 def _key(seed, step, slot) -> tf.Tensor:

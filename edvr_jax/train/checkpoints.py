@@ -24,7 +24,6 @@ import orbax.checkpoint as ocp
 from edvr_jax.convert.saved import (  # noqa: F401  (re-exported: reading a workdir lives there)
     _HANDLERS,
     MODEL_JSON,
-    ignore_closed_loop_noise,
     latest_complete_step,
     load_workdir_model,
     orbax_reason,
@@ -61,7 +60,6 @@ class Saver:
     def __init__(self, manager: ocp.CheckpointManager):
         self.manager = manager
         self.pending: int | None = None  # the step whose save was started last
-        ignore_closed_loop_noise()
 
     @contextlib.contextmanager
     def _guard(self, step: int | None):

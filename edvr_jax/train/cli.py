@@ -40,6 +40,9 @@ def parse_flags(flag_values, argv: list[str]) -> list[str]:
 
 def run(config, workdir: str, *, distributed: bool = False, coordinator_address: str | None = None,
         num_processes: int | None = None, process_id: int | None = None) -> int:
+    from edvr_jax.process import configure_tool_process
+
+    configure_tool_process()  # before TensorFlow and JAX are imported
     import jax
 
     if coordinator_address or distributed:
@@ -47,12 +50,6 @@ def run(config, workdir: str, *, distributed: bool = False, coordinator_address:
                                    num_processes=num_processes, process_id=process_id)
     logging.basicConfig(level=logging.INFO if jax.process_index() == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", force=True)
-    for noisy in ("absl", "orbax", "tensorflow", "jax._src"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    # orbax logs a failed background save with tracebacks at ERROR, and asyncio its
-    # unretrieved write tasks; the run reports the failure as one line (CheckpointWriteError).
-    for noisy in ("absl", "orbax", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     from edvr_jax.errors import run_cli
     from edvr_jax.train.faults import FaultHooks

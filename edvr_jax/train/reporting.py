@@ -33,6 +33,9 @@ class Reporter:
         if self.main:
             import tensorflow as tf
 
+            from edvr_jax.data import hide_accelerators_from_tf
+
+            hide_accelerators_from_tf()  # before TensorFlow's first op
             self.writer = tf.summary.create_file_writer(str(workdir / "tb"))
             if config.train.progress and start < total:
                 from tqdm.auto import tqdm
