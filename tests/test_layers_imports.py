@@ -70,6 +70,7 @@ assert sys.unraisablehook is hook
 assert {n: logging.getLogger(n).level for n in levels} == levels
 assert calls == [], calls
 from edvr_jax.process import configure_tool_process
+os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)  # TensorFlow's import sets it to 1 when unset
 configure_tool_process()
 assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
 assert logging.getLogger("orbax").level == logging.CRITICAL and sys.unraisablehook is not hook
