@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # elsewhere): far fewer page faults, the deformable convolution's backward ~2x faster.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m edvr_jax.demo
 
+# Two pytest workers, one test file each at a time (module fixtures are built once).
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
+
+# The inner loop: everything but the end-to-end subprocess runs marked slow.
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edvr_jax tests benchmarks configs train.py eval.py

@@ -116,6 +116,7 @@ def tmpfs_bytes(folder) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_kill_at_4_points_and_a_full_disk_then_resume_loses_nothing(tmp_path, baseline):
     wd = tmp_path / "run"
     one_checkpoint = tmpfs_bytes(baseline / "checkpoints" / "2")

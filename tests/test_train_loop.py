@@ -18,6 +18,8 @@ from entry_points import tiny_config
 
 from edvr_jax.convert import keymap
 
+pytestmark = pytest.mark.slow  # every test here runs python train.py
+
 # configs/tiny.py shortened to the fewest steps that prove each claim: 12 steps,
 # checkpoints at 4, 8 and 12, a log line every 2 steps.
 BASE = ["train.num_steps=12", "train.checkpoint_every=4", "train.log_every=2"]
@@ -214,7 +216,6 @@ def test_bad_config_key_is_one_line(tmp_path, demo_cache):
     assert not (tmp_path / "checkpoints").exists(), "nothing may be written for a bad config"
 
 
-@pytest.mark.slow
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(tmp_path, demo_cache):
     """Only process 0 is signalled; both save the same step and exit 143 (no deadlock)."""
     addr = f"127.0.0.1:{free_port()}"
