@@ -35,9 +35,9 @@ def load_config(path: pathlib.Path):
 def bicubic_scores(clips) -> dict[str, tuple[float, float]]:
     """Per clip (PSNR, SSIM) of MATLAB-bicubic x4 upsampling of every LQ frame."""
     from edvr_jax.data import imresize_bicubic, read_clip
+    from edvr_jax.data.clips import tensor_to_uint8 as to8
     from edvr_jax.evaluate import calculate_psnr, calculate_ssim
 
-    to8 = lambda a: np.clip(np.rint(np.asarray(a, np.float64) * 255), 0, 255).astype(np.uint8)
     out = {}
     for clip in clips.clips:
         lq, gt = read_clip(clip)

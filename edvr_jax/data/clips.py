@@ -262,6 +262,27 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) / np.float32(255.0)
 
 
+def tensor_to_uint8(img) -> np.ndarray:
+    """The inverse of :func:`to_float`, the one host-side rounding of the project: a float
+    image in [0, 1] to uint8 like BasicSR's ``tensor2img``.
+
+    ``img`` is any array-like (numpy or jax, any shape, e.g. ``(H, W, 3)`` or
+    ``(B, H, W, 3)``); channel order is kept (no RGB->BGR swap). Steps, all in
+    float32 as in BasicSR: cast to float32, clamp to [0, 1], multiply by 255,
+    round half to even, cast to uint8. Raises ``ValueError`` on NaN or inf (a clamp
+    would turn them into believable black or white pixels). Its jitted twin is
+    ``edvr_jax.evaluate.metrics.to_uint8_batch``.
+    """
+    x = np.asarray(img)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"tensor_to_uint8 expects a float image in [0, 1], got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        what = "NaN" if np.isnan(x).any() else "inf"
+        raise ValueError(f"tensor_to_uint8: image of shape {x.shape} contains {what}")
+    return np.round(np.clip(x, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+
+
 def read_frames(paths: Sequence[str], source: Any = None, workers: int = 8,
                 notes: set[str] | None = None) -> np.ndarray:
     """Read and decode frames into one float32 RGB array (T, H, W, 3) in [0, 1].

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from edvr_jax.data.clips import tensor_to_uint8
+
 
 def preview_grid(lq: np.ndarray, gt: np.ndarray, scale: int, gap: int = 4) -> np.ndarray:
     """One row per sample: its T LQ frames (nearest-upscaled by `scale`) then its GT patch.
@@ -23,7 +25,7 @@ def preview_grid(lq: np.ndarray, gt: np.ndarray, scale: int, gap: int = 4) -> np
         for j in range(t + 1):
             y, x = i * (side + gap), j * (side + gap)
             out[y:y + side, x:x + side] = tiles[i, j, :side, :side]
-    return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+    return tensor_to_uint8(out)
 
 
 def measure_throughput(ds, *, batches: int, warmup: int = 2) -> dict:

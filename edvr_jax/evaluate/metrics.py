@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from edvr_jax.data.clips import tensor_to_uint8  # the one host-side rounding
+
 __all__ = [
     "calculate_psnr",
     "calculate_ssim",
@@ -63,23 +65,6 @@ def gaussian_window_1d(size: int = _SSIM_SIZE, sigma: float = _SSIM_SIGMA) -> np
 
 
 # --------------------------------------------------------------------------- conversions
-
-
-def tensor_to_uint8(img) -> np.ndarray:
-    """Quantise a float image in [0, 1] to uint8 like BasicSR's ``tensor2img``.
-
-    ``img`` is any array-like (numpy or jax, any shape, e.g. ``(H, W, 3)`` or
-    ``(B, H, W, 3)``); channel order is kept (no RGB->BGR swap). Steps, all in
-    float32 as in BasicSR: cast to float32, clamp to [0, 1], multiply by 255,
-    round half to even, cast to uint8. Raises ``ValueError`` on NaN.
-    """
-    x = np.asarray(img)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"tensor_to_uint8 expects a float image in [0, 1], got dtype {x.dtype}")
-    x = x.astype(np.float32)
-    if np.isnan(x).any():
-        raise ValueError(f"tensor_to_uint8: image of shape {x.shape} contains NaN")
-    return np.round(np.clip(x, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
 
 
 def rgb_to_y(img) -> np.ndarray:
@@ -347,7 +332,8 @@ def ssim_batch(a, b, *, crop_border: int = 0, test_y_channel: bool = False) -> j
 @jax.jit
 def to_uint8_batch(x) -> jax.Array:
     """jnp twin of :func:`tensor_to_uint8` for use under jit: float32 clamp to [0, 1],
-    times 255, round half to even, uint8; any shape. NaN becomes 0 (no error under jit)."""
+    times 255, round half to even, uint8; any shape. NaN becomes 0 (no error under jit):
+    callers refuse non-finite outputs with the per-frame flags ``Restorer`` computes."""
     x = jnp.asarray(x).astype(jnp.float32)
     x = jnp.where(jnp.isnan(x), 0.0, x)
     return jnp.round(jnp.clip(x, 0.0, 1.0) * jnp.float32(255.0)).astype(jnp.uint8)

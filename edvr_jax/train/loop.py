@@ -390,7 +390,8 @@ def comparison_grid(model, params, clip, padding: str, index: int | None = None)
     out = Restorer(model, {"params": params}, mesh=None)(lq[None])[0]
     centre = lq[model.center]
     bic = imresize_bicubic(centre, model.scale) if model.scale > 1 else centre
-    to8 = lambda a: np.clip(np.rint(np.asarray(a, np.float64) * 255), 0, 255).astype(np.uint8)
+    from edvr_jax.data.clips import tensor_to_uint8 as to8
+
     gap = np.full((gt.shape[0], 4, 3), 255, np.uint8)
     return np.concatenate([to8(bic), gap, to8(out), gap, to8(gt)], axis=1)
 
