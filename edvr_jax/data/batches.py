@@ -18,7 +18,15 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from edvr_jax.data.clips import ClipSet, DatasetError, decode_frame, read_bytes
+from edvr_jax.data.clips import (
+    ClipSet,
+    DatasetError,
+    decode_frame,
+    gt_scale_problem,
+    patch_problem,
+    read_bytes,
+    same_size_problem,
+)
 from edvr_jax.data.pipeline import make_train_dataset, sample_choice
 
 
@@ -83,19 +91,13 @@ def explain_failed_step(step: int, error: Exception, opts: dict) -> str:
                 gt = read(gt_ref, clip.source)
             except DatasetError as e:
                 return f"training step {s + 1}: {e}"
-            (h, w), p = lq[0].shape[:2], gt_size // scale
-            for ref, img in zip(lq_refs, lq, strict=True):
-                if img.shape[:2] != (h, w):
-                    return (f"training step {s + 1}: frame {ref} is {img.shape[0]}x"
-                            f"{img.shape[1]}, but {lq_refs[0]} of the same clip is {h}x{w}; "
-                            f"frames of one clip must share a size")
-            if gt.shape[:2] != (h * scale, w * scale):
-                return (f"training step {s + 1}: GT frame {gt_ref} is {gt.shape[0]}x"
-                        f"{gt.shape[1]} but LQ frame {lq_refs[0]} is {h}x{w}; expected GT = "
-                        f"{scale} x LQ (scale {scale})")
-            if h < p or w < p:
-                return (f"training step {s + 1}: LQ frame {lq_refs[0]} is {h}x{w}, smaller "
-                        f"than the LQ patch {p}x{p} (gt_size // scale)")
+            problem = next((m for ref, img in zip(lq_refs, lq, strict=True)
+                            if (m := same_size_problem(ref, img.shape, lq_refs[0], lq[0].shape))),
+                           None)
+            problem = (problem or gt_scale_problem(gt_ref, gt.shape, lq_refs[0], lq[0].shape, scale)
+                       or patch_problem(lq_refs[0], lq[0].shape, gt_size // scale))
+            if problem:
+                return f"training step {s + 1}: {problem}"
     return f"training input failed at step {step + 1}: {_tf_message(error)}"
 
 

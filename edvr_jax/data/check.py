@@ -16,7 +16,16 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
-from edvr_jax.data.clips import Clip, ClipSet, DatasetError, decode_frame, frame_header, read_bytes
+from edvr_jax.data.clips import (
+    Clip,
+    ClipSet,
+    DatasetError,
+    decode_frame,
+    frame_header,
+    gt_scale_problem,
+    read_bytes,
+    same_size_problem,
+)
 
 _MODE_NOTES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "RGBA": "RGBA",
                "I;16": "16-bit grayscale", "I": "32-bit grayscale", "CMYK": "CMYK",
@@ -76,18 +85,15 @@ def _check_clip(clip: Clip, scale: int, num_frame: int | None, decode: bool,
             if mode != "RGB":
                 notes.append(f"frame {ref} is {_MODE_NOTES.get(mode, mode)} (mode {mode}); "
                              f"it is converted to RGB")
-            if first and size != first[1]:
-                errors.append(f"frame {ref} is {size[0]}x{size[1]}, but {first[0]} of clip "
-                              f"{clip.name} is {first[1][0]}x{first[1][1]}; frames of one "
-                              f"clip must share a size")
+            if first and (problem := same_size_problem(ref, size, *first)):
+                errors.append(problem)
     pairs = (list(enumerate(lq)) if clip.center is None
              else [(clip.center, lq[clip.center])])
     for k, (i, (lq_size, _, _)) in enumerate(pairs):
         gt_size = gt[k][0]
-        if lq_size and gt_size and gt_size != (lq_size[0] * scale, lq_size[1] * scale):
-            errors.append(f"frame {clip.gt_paths[i]} is {gt_size[0]}x{gt_size[1]} but its LQ "
-                          f"frame {clip.lq_paths[i]} is {lq_size[0]}x{lq_size[1]}; expected GT "
-                          f"= {scale} x LQ")
+        if lq_size and gt_size and (problem := gt_scale_problem(clip.gt_paths[i], gt_size,
+                                                                 clip.lq_paths[i], lq_size, scale)):
+            errors.append(problem)
     return errors, notes
 
 

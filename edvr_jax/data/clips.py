@@ -283,6 +283,35 @@ def tensor_to_uint8(img) -> np.ndarray:
     return np.round(np.clip(x, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
 
 
+# The frame rules, written once. Readers, `edvr-data check`, the training input (its first
+# frames up front, and the frame that made a step fail) and evaluation all ask these; the
+# tf.data graph checks the same rules in-graph (`make_train_dataset`'s `load`). Each returns
+# None when the rule holds, else one line naming the files and sizes.
+
+def same_size_problem(ref: str, hw, first_ref: str, first_hw) -> str | None:
+    """All frames of one clip (one side, LQ or GT) have one size."""
+    if tuple(hw[:2]) == tuple(first_hw[:2]):
+        return None
+    return (f"frame {ref} is {hw[0]}x{hw[1]}, but {first_ref} of the same clip is "
+            f"{first_hw[0]}x{first_hw[1]}; frames of one clip must share a size")
+
+
+def gt_scale_problem(gt_ref: str, gt_hw, lq_ref: str, lq_hw, scale: int) -> str | None:
+    """A GT frame is `scale` times its LQ frame in both dimensions."""
+    if tuple(gt_hw[:2]) == (lq_hw[0] * scale, lq_hw[1] * scale):
+        return None
+    return (f"GT frame {gt_ref} is {gt_hw[0]}x{gt_hw[1]} but LQ frame {lq_ref} is "
+            f"{lq_hw[0]}x{lq_hw[1]}; expected GT = {scale} x LQ (scale {scale})")
+
+
+def patch_problem(lq_ref: str, lq_hw, patch: int) -> str | None:
+    """LQ frames are at least as large as the training crop's LQ patch (gt_size // scale)."""
+    if min(lq_hw[:2]) >= patch:
+        return None
+    return (f"LQ frames are {lq_hw[0]}x{lq_hw[1]}, smaller than the LQ patch {patch}x{patch} "
+            f"(gt_size // scale): {lq_ref}")
+
+
 def read_frames(paths: Sequence[str], source: Any = None, workers: int = 8,
                 notes: set[str] | None = None) -> np.ndarray:
     """Read and decode frames into one float32 RGB array (T, H, W, 3) in [0, 1].
@@ -297,11 +326,9 @@ def read_frames(paths: Sequence[str], source: Any = None, workers: int = 8,
         return decode_frame(read_bytes(p, source), p, notes)
 
     frames = parallel_map(load, list(paths), workers)
-    h, w = frames[0].shape[:2]
     for p, f in zip(paths, frames, strict=True):
-        if f.shape[:2] != (h, w):
-            raise DatasetError(f"frame {p} is {f.shape[0]}x{f.shape[1]}, but {paths[0]} of the "
-                               f"same clip is {h}x{w}; frames of one clip must share a size")
+        if problem := same_size_problem(p, f.shape, paths[0], frames[0].shape):
+            raise DatasetError(problem)
     return to_float(np.stack(frames))
 
 

@@ -46,7 +46,15 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from edvr_jax.data.clips import ClipSet, DatasetError, frame_header, hide_accelerators_from_tf, parallel_map
+from edvr_jax.data.clips import (
+    ClipSet,
+    DatasetError,
+    frame_header,
+    gt_scale_problem,
+    hide_accelerators_from_tf,
+    parallel_map,
+    patch_problem,
+)
 
 log = logging.getLogger("edvr_jax.data")
 
@@ -161,13 +169,10 @@ def _validate_first_frames(clips: ClipSet, lq_patch: int, max_clips: int) -> Non
                 conversion = ("grayscale: replicated to RGB" if mode[0] in "LI1"
                               else "the alpha channel is dropped")
                 log.warning("frame %s is %s (%s); frames are read as RGB", ref, mode, conversion)
-        if (gh, gw) != (lh * clips.scale, lw * clips.scale):
-            raise DatasetError(f"{clips.dataset} clip {c.name}: GT frame {c.gt_paths[0]} is "
-                               f"{gh}x{gw} but LQ frame {c.lq_paths[0]} is {lh}x{lw}; expected "
-                               f"GT = {clips.scale} x LQ (scale {clips.scale})")
-        if lh < lq_patch or lw < lq_patch:
-            raise DatasetError(f"{clips.dataset} clip {c.name}: LQ frames are {lh}x{lw}, smaller "
-                               f"than the LQ patch {lq_patch}x{lq_patch} (gt_size // scale)")
+        problem = (gt_scale_problem(c.gt_paths[0], (gh, gw), c.lq_paths[0], (lh, lw), clips.scale)
+                   or patch_problem(c.lq_paths[0], (lh, lw), lq_patch))
+        if problem:
+            raise DatasetError(f"{clips.dataset} clip {c.name}: {problem}")
 
     parallel_map(one, picked)
 

@@ -46,6 +46,7 @@ import jax
 import numpy as np
 
 from edvr_jax.data import Clip, ClipSet, read_frames
+from edvr_jax.data.clips import gt_scale_problem
 from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import generate_frame_indices
 from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer, nonfinite_message
@@ -211,8 +212,8 @@ def _producer(clipset, stages, padding, scale, out_queue, stop, notes=None):
                 gts = list(pool.map(lambda it: _read_one(it.gt_path, it.source, notes), items))
                 t, h, w, _ = items[0].window.shape
                 for it, g in zip(items, gts, strict=True):
-                    if g.shape != (scale * h, scale * w, 3):
-                        raise EvaluationError(
+                    if gt_scale_problem(it.gt_path, g.shape, "", (h, w), scale):
+                        raise EvaluationError(  # the same rule, said in the model's terms
                             f"GT frame {it.gt_path} is {g.shape[0]}x{g.shape[1]}, but the x{scale} "
                             f"model restores its {h}x{w} LQ frames to {scale * h}x{scale * w}")
                 lq = np.stack([it.window for it in items])
