@@ -16,19 +16,19 @@ import argparse
 import sys
 
 from edvr_jax.evaluate.frame_index import PADDING_MODES
-from edvr_jax.evaluate.protocols import DATASETS, TASKS
+from edvr_jax.tasks import EVAL_DATASETS, TASKS
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True,
                    help="a .pth (BasicSR/mmagic/2019), an edvr-convert directory or a workdir")
-    p.add_argument("--dataset", required=True, choices=DATASETS, type=str.lower)
+    p.add_argument("--dataset", required=True, choices=EVAL_DATASETS, type=str.lower)
     p.add_argument("--data_root", "--data-root", required=True,
                    help="REDS: folder with train_sharp/ ...; Vid4: with GT/ and BIx4/; "
                         "Vimeo-90K: with vimeo_septuplet/ and vimeo_septuplet_matlabLRx4/; "
                         "folder: with GT/<clip>/ and LQ/<clip>/")
-    p.add_argument("--task", choices=TASKS, default=None,
+    p.add_argument("--task", choices=list(TASKS), default=None,
                    help="REDS track (default sr; for folder, deblur if the model is hr_in)")
     p.add_argument("--padding", choices=PADDING_MODES, default=None,
                    help="temporal border padding (default: the protocol's)")

@@ -35,8 +35,8 @@ def load_config(path: pathlib.Path):
 def bicubic_scores(clips) -> dict[str, tuple[float, float]]:
     """Per clip (PSNR, SSIM) of MATLAB-bicubic x4 upsampling of every LQ frame."""
     from edvr_jax.data import imresize_bicubic, read_clip
-    from edvr_jax.data.clips import tensor_to_uint8 as to8
     from edvr_jax.evaluate import calculate_psnr, calculate_ssim
+    from edvr_jax.frames import tensor_to_uint8 as to8
 
     out = {}
     for clip in clips.clips:

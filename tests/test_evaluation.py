@@ -26,7 +26,7 @@ from edvr_jax.evaluate import (
     tensor_to_uint8,
 )
 from edvr_jax.evaluate.evaluation import evaluate_clipset
-from edvr_jax.evaluate.protocols import DATASETS, get_protocol
+from edvr_jax.evaluate.protocols import EVAL_DATASETS, get_protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EDVR = os.path.join(ROOT, "tests", "data", "edvr")
@@ -173,7 +173,7 @@ def test_protocol_defaults():
     assert get_protocol("reds4").partition == "REDS4" and get_protocol("reds4").split == "val"
     assert get_protocol("redsofficial4").partition == "REDSofficial4"
     assert get_protocol("folder", hr_in=True).padding == "replicate"
-    assert set(DATASETS) == {"reds4", "redsofficial4", "vid4", "vimeo90k_t", "folder"}
+    assert set(EVAL_DATASETS) == {"reds4", "redsofficial4", "vid4", "vimeo90k_t", "folder"}
     with pytest.raises(ValueError, match="only the x4 'sr' task"):
         get_protocol("vid4", "deblur")
 

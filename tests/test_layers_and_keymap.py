@@ -143,3 +143,16 @@ def test_mmagic_and_2019_names_map_onto_basicsr():
     assert keymap.rename("pre_deblur.RB_L1_3.conv1.bias", keymap.EDVR2019_TO_BASICSR) == "predeblur.resblock_l1.2.conv1.bias"
     assert keymap.rename("pre_deblur.conv_first_2.weight", keymap.EDVR2019_TO_BASICSR) == "predeblur.stride_conv_hr1.weight"
     assert keymap.rename("tsa_fusion.weight", keymap.EDVR2019_TO_BASICSR) == "fusion.weight"
+
+
+def test_edvr_declares_the_architecture_fields_with_their_defaults():
+    """edvr_jax.architecture is the one list; the Flax module writes the same fields out."""
+    import dataclasses
+
+    from edvr_jax.architecture import ARCHITECTURE_DEFAULTS
+    from edvr_jax.models import EDVR
+
+    declared = {f.name: f.default for f in dataclasses.fields(EDVR) if f.name in ARCHITECTURE_DEFAULTS}
+    assert declared == ARCHITECTURE_DEFAULTS
+    names = [f.name for f in dataclasses.fields(EDVR) if f.name not in ("parent", "name")]
+    assert names[:len(ARCHITECTURE_DEFAULTS)] == list(ARCHITECTURE_DEFAULTS)  # BasicSR's order, first

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from edvr_jax.architecture import ARCHITECTURE_FIELDS
 from edvr_jax.convert import keymap
 from edvr_jax.errors import UserError
 from edvr_jax.models import EDVR
@@ -170,6 +171,5 @@ def _torch_shape(flax_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _describe(model: EDVR) -> str:
-    fields = ("num_feat", "num_frame", "deformable_groups", "num_extract_block",
-              "num_reconstruct_block", "with_tsa", "with_predeblur", "hr_in")
-    return ", ".join(f"{f}={getattr(model, f)}" for f in fields)
+    shown = [f for f in ARCHITECTURE_FIELDS if f not in ("num_in_ch", "num_out_ch", "center_frame_idx")]
+    return ", ".join(f"{f}={getattr(model, f)}" for f in shown)

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from edvr_jax.architecture import ARCHITECTURE_FIELDS
 from edvr_jax.convert.loader import ConversionError, abstract_params
 from edvr_jax.models import EDVR, TwoStageEDVR
 
@@ -37,10 +38,7 @@ def architecture_of(model) -> dict[str, Any]:
     if isinstance(model, TwoStageEDVR):
         return {"type": "TwoStageEDVR", "stage1": architecture_of(model.stage1)["kwargs"],
                 "stage2": architecture_of(model.stage2)["kwargs"]}
-    fields = ("num_in_ch", "num_out_ch", "num_feat", "num_frame", "deformable_groups",
-              "num_extract_block", "num_reconstruct_block", "center_frame_idx", "hr_in",
-              "with_predeblur", "with_tsa")
-    return {"type": "EDVR", "kwargs": {f: getattr(model, f) for f in fields}}
+    return {"type": "EDVR", "kwargs": {f: getattr(model, f) for f in ARCHITECTURE_FIELDS}}
 
 
 

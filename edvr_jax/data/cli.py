@@ -13,13 +13,14 @@ import json
 import sys
 
 from edvr_jax.errors import run_cli
+from edvr_jax.tasks import TASKS, TRAIN_DATASETS
 
 
 def _dataset_args(p: argparse.ArgumentParser, split_default: str | None) -> None:
     p.add_argument("--dataset", default="reds",
-                   choices=["reds", "vimeo90k", "vid4", "folder", "demo", "tfds"])
+                   choices=TRAIN_DATASETS)
     p.add_argument("--root", help="dataset folder (tfds: data_dir; demo: optional)")
-    p.add_argument("--task", default="sr", choices=["sr", "srblur", "deblur", "deblurcomp"])
+    p.add_argument("--task", default="sr", choices=list(TASKS))
     p.add_argument("--split", default=split_default)
     p.add_argument("--partition", default="REDS4")
     p.add_argument("--gt-root", help="folder dataset: GT clips folder")
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("build-tfds", help="build the REDS TFDS dataset")
     p.add_argument("--root", required=True, help="REDS folder (manual_dir)")
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--task", default="sr", choices=["sr", "srblur", "deblur", "deblurcomp"])
+    p.add_argument("--task", default="sr", choices=list(TASKS))
     p.add_argument("--file-format", default="array_record", choices=["array_record"])
     p.set_defaults(fn=cmd_build_tfds)
     args = ap.parse_args(argv)

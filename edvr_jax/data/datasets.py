@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from edvr_jax.data.clips import ClipSet, DatasetError
-
-DATASETS = ("reds", "vimeo90k", "vid4", "folder", "demo", "tfds")
+from edvr_jax.tasks import TRAIN_DATASETS as DATASETS  # the readers get_clipset knows
 
 
 def get_clipset(dataset: str, root: str | None = None, *, task: str = "sr",

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from edvr_jax.data.clips import tensor_to_uint8
+from edvr_jax.frames import tensor_to_uint8
 
 
 def preview_grid(lq: np.ndarray, gt: np.ndarray, scale: int, gap: int = 4) -> np.ndarray:

@@ -38,14 +38,8 @@ from edvr_jax.data.clips import (
     parallel_map,
     problem,
 )
+from edvr_jax.tasks import TASKS  # noqa: F401  (re-exported by edvr_jax.data)
 
-# task -> (LQ folder kind, GT folder kind, scale)
-TASKS = {
-    "sr": ("sharp_bicubic", "sharp", 4),
-    "srblur": ("blur_bicubic", "sharp", 4),
-    "deblur": ("blur", "sharp", 1),
-    "deblurcomp": ("blur_comp", "sharp", 1),
-}
 OFFICIAL_VAL = tuple(f"{i:03d}" for i in range(240, 270))
 # partition -> (clips held out of training, clips of split='val')
 PARTITIONS = {
@@ -131,7 +125,7 @@ def _layout(lq_facts: dict, gt_facts: dict, task: str, have_val: bool) -> str:
     folder without the X4 level (BasicSR's configs); official = neither. Mixed = the LQ and
     GT folders disagree about where the val clips are.
     """
-    bicubic = TASKS[task][0].endswith("bicubic")
+    bicubic = TASKS[task].lq.endswith("bicubic")
     split_val = {f["regrouped"] for f in (lq_facts, gt_facts) if f["regrouped"] or f["val_folder"]}
     if len(split_val) > 1:
         name = "mixed"

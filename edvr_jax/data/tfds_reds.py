@@ -56,8 +56,8 @@ class Reds(tfds.core.GeneratorBasedBuilder):
     # Python >= 3.9; giving it directly avoids that import.
     code_path = epath.Path(__file__)
     BUILDER_CONFIGS = [
-        RedsConfig(name=t, task=t, description=f"LQ {TASKS[t][0]} -> GT {TASKS[t][1]}, "
-                                               f"scale {TASKS[t][2]}")
+        RedsConfig(name=t, task=t, description=f"LQ {TASKS[t].lq} -> GT {TASKS[t].gt}, "
+                                               f"scale {TASKS[t].scale}")
         for t in TASKS
     ]
 

@@ -46,13 +46,13 @@ import jax
 import numpy as np
 
 from edvr_jax.data import Clip, ClipSet, read_frames
-from edvr_jax.data.clips import gt_scale_problem
 from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import generate_frame_indices
 from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer, nonfinite_message
 from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch, tensor_to_uint8
 from edvr_jax.evaluate.stream import make_stages
 from edvr_jax.evaluate.windows import SlidingWindows
+from edvr_jax.frames import gt_scale_problem
 from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
 
 __all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from edvr_jax.data.clips import tensor_to_uint8  # the one host-side rounding
+from edvr_jax.frames import tensor_to_uint8  # the one host-side rounding
 
 __all__ = [
     "calculate_psnr",

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["DATASETS", "PUBLISHED", "Protocol", "TASKS", "get_protocol", "temporal_padding"]
+from edvr_jax.tasks import BLUR_TASKS, EVAL_DATASETS
+from edvr_jax.tasks import TASKS as REDS_TASKS
 
-DATASETS = ("reds4", "redsofficial4", "vid4", "vimeo90k_t", "folder")
-TASKS = ("sr", "srblur", "deblur", "deblurcomp")
-_BLUR_TASKS = ("srblur", "deblur", "deblurcomp")
+__all__ = ["EVAL_DATASETS", "PUBLISHED", "Protocol", "TASKS", "get_protocol", "temporal_padding"]
+
+TASKS = tuple(REDS_TASKS)
 
 
 def temporal_padding(model=None, task: str | None = None) -> str:
@@ -39,7 +40,7 @@ def temporal_padding(model=None, task: str | None = None) -> str:
     """
     first = getattr(model, "stage1", model)
     blur_model = bool(getattr(first, "with_predeblur", False) or getattr(first, "hr_in", False))
-    return "replicate" if (task in _BLUR_TASKS or blur_model) else "reflection_circle"
+    return "replicate" if (task in BLUR_TASKS or blur_model) else "reflection_circle"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Protocol:
 
 def get_protocol(dataset: str, task: str | None = None, *, hr_in: bool = False,
                  model=None) -> Protocol:
-    """The protocol of ``dataset`` (one of :data:`DATASETS`) for ``task``.
+    """The protocol of ``dataset`` (one of :data:`EVAL_DATASETS`) for ``task``.
 
     ``task`` defaults to 'sr' (for 'folder': 'deblur' when the model is ``hr_in``);
     only REDS datasets and 'folder' have other tasks. The padding is
@@ -77,8 +78,8 @@ def get_protocol(dataset: str, task: str | None = None, *, hr_in: bool = False,
     if model is not None:
         hr_in = getattr(model, "stage1", model).scale == 1
     name = dataset.lower()
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    if name not in EVAL_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(EVAL_DATASETS)}")
     if task is None:
         task = "deblur" if (name == "folder" and hr_in) else "sr"
     if task not in TASKS:

@@ -114,13 +114,13 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
     except ValueError as e:
         raise EvaluationError(str(e)) from None
     if proto.reader == "reds":
-        from edvr_jax.data import TASKS as REDS_TASKS
+        from edvr_jax.tasks import TASKS as REDS_TASKS
 
-        if REDS_TASKS[proto.task][2] != model.scale:
+        if REDS_TASKS[proto.task].scale != model.scale:
             fits = "deblur or deblurcomp" if model.scale == 1 else "sr or srblur"
             raise EvaluationError(
                 f"the checkpoint restores x{model.scale} but REDS --task {proto.task} data is "
-                f"x{REDS_TASKS[proto.task][2]}; this model fits --task {fits}")
+                f"x{REDS_TASKS[proto.task].scale}; this model fits --task {fits}")
     padding = padding or proto.padding
     test_y = proto.test_y_channel if y_channel is None else bool(y_channel)
     kwargs = {"scale": model.scale} if proto.reader == "folder" else {}

@@ -144,3 +144,4 @@ class EDVR(nn.Module):
         centre = x[:, self.center].astype(out.dtype)
         base = centre if self.hr_in else upsample_bilinear(centre, 4)
         return (out + base).astype(x.dtype)
+

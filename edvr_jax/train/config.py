@@ -9,6 +9,9 @@ devices of all hosts), e.g. 32 for BasicSR's 8 GPUs x 4.
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
+
+from edvr_jax.architecture import ARCHITECTURE_DEFAULTS
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -30,19 +33,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.demo_frames = 30
     c.data.demo_size = 256  # demo GT frame size (square)
 
-    # BasicSR's EDVR arguments (num_out_ch is accepted and, as in BasicSR, unused).
+    # BasicSR's EDVR arguments with BasicSR's defaults (edvr_jax.architecture): num_in_ch,
+    # num_out_ch (accepted and, as in BasicSR, unused), num_feat, num_frame,
+    # deformable_groups, num_extract_block, num_reconstruct_block, center_frame_idx (unset:
+    # num_frame // 2), hr_in, with_predeblur, with_tsa.
     c.model = ml_collections.ConfigDict()
-    c.model.num_in_ch = 3
-    c.model.num_out_ch = 3
-    c.model.num_feat = 64
-    c.model.num_frame = 5
-    c.model.deformable_groups = 8
-    c.model.num_extract_block = 5
-    c.model.num_reconstruct_block = 10
-    c.model.center_frame_idx = -1  # -1: num_frame // 2 (BasicSR's None)
-    c.model.hr_in = False
-    c.model.with_predeblur = False
-    c.model.with_tsa = True
+    for name, default in ARCHITECTURE_DEFAULTS.items():
+        setattr(c.model, name, placeholder(int) if default is None else default)
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = 600_000
@@ -85,10 +82,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 def model_kwargs(config: ml_collections.ConfigDict) -> dict:
     """EDVR constructor arguments from ``config.model``."""
-    kw = dict(config.model)
-    if kw.get("center_frame_idx", -1) in (-1, None):
-        kw["center_frame_idx"] = None
-    return kw
+    return dict(config.model)
 
 
 # Pieces the recipes share (each configs/*.py states its own differences).

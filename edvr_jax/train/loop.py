@@ -46,11 +46,11 @@ class Preempted(Exception):
 
 
 def create_model(config: ml_collections.ConfigDict) -> EDVR:
-    dtype = {"float32": None, "bfloat16": jnp.bfloat16}.get(config.train.compute_dtype, "bad")
-    if dtype == "bad":
+    dtypes = {"float32": None, "bfloat16": jnp.bfloat16}
+    if config.train.compute_dtype not in dtypes:
         raise TrainingError(f"train.compute_dtype must be float32 or bfloat16, got "
                             f"{config.train.compute_dtype!r}")
-    return EDVR(**model_kwargs(config), dtype=dtype)
+    return EDVR(**model_kwargs(config), dtype=dtypes[config.train.compute_dtype])
 
 
 def create_clipsets(config: ml_collections.ConfigDict):
@@ -390,7 +390,7 @@ def comparison_grid(model, params, clip, padding: str, index: int | None = None)
     out = Restorer(model, {"params": params}, mesh=None)(lq[None])[0]
     centre = lq[model.center]
     bic = imresize_bicubic(centre, model.scale) if model.scale > 1 else centre
-    from edvr_jax.data.clips import tensor_to_uint8 as to8
+    from edvr_jax.frames import tensor_to_uint8 as to8
 
     gap = np.full((gt.shape[0], 4, 3), 255, np.uint8)
     return np.concatenate([to8(bic), gap, to8(out), gap, to8(gt)], axis=1)
