@@ -10,7 +10,7 @@ import pytest
 
 from edvr_jax import load_model
 from edvr_jax.evaluate import PADDING_MODES, generate_frame_indices
-from edvr_jax.evaluate.inference import Restorer, pad_to_multiple_np
+from edvr_jax.evaluate.inference import Restorer
 from edvr_jax.evaluate.tiling import max_offset, receptive_field, tile_grid
 from edvr_jax.evaluate.windows import SlidingWindows, WindowError
 from edvr_jax.models import build, pad_to_multiple
@@ -153,7 +153,8 @@ def test_tiled_equals_untiled_when_the_overlap_covers_the_receptive_field(sr_tsa
     assert np.abs(thin - full).max() > 1e-4  # measured 8e-4: effective fields are smaller
     # Frames of any size: padded to 4 (as pad_to_multiple does) and cropped back.
     odd = clip[:, :, :7, :213]
-    padded, size = pad_to_multiple_np(odd, 4)
+    padded, size = pad_to_multiple(odd, 4)  # numpy in, numpy out (on the host)
+    assert isinstance(padded, np.ndarray)
     np.testing.assert_array_equal(padded, np.asarray(pad_to_multiple(jnp.asarray(odd), 4)[0]))
     assert size == (7, 213) and padded.shape == clip.shape
     a = Restorer(model, variables, batch_size=2)(padded)[:, :28, :852]

@@ -149,18 +149,30 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one(tmp_path, baseline, demo_cache):
+def two_processes(workdir, demo_cache, *overrides):
+    """Two train.py processes of 4 devices each on one workdir (a simulated 2-host run)."""
     addr = f"127.0.0.1:{free_port()}"
-    procs = [train(tmp_path, *BASE, "train.num_steps=4", demo_cache=demo_cache, devices=4, wait=False,
-                   extra_args=("--coordinator_address", addr, "--num_processes", "2", "--process_id", str(i)))
-             for i in range(2)]
+    return [train(workdir, *BASE, *overrides, demo_cache=demo_cache, devices=4, wait=False,
+                  extra_args=("--coordinator_address", addr, "--num_processes", "2", "--process_id", str(i)))
+            for i in range(2)]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory, demo_cache):
+    """An uninterrupted two-process run of BASE: the reference for the preemption test."""
+    wd = tmp_path_factory.mktemp("two_processes")
+    procs = two_processes(wd, demo_cache)
     results = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
-    ours, ref = flat(state_at(tmp_path, 4)["params"]), flat(state_at(baseline, 4)["params"])
+    return wd
+
+
+def test_two_processes_match_one(two_process_run, baseline):
+    ours, ref = flat(state_at(two_process_run, 4)["params"]), flat(state_at(baseline, 4)["params"])
     for k in ref:
         np.testing.assert_allclose(ours[k], ref[k], rtol=1e-4, atol=ADAM_ATOL, err_msg=k)
-    assert_same_losses(tmp_path, baseline)
+    assert_same_losses(two_process_run, baseline)
 
 
 def test_tsa_only_phase_survives_a_resume(tmp_path, demo_cache):
@@ -216,12 +228,11 @@ def test_bad_config_key_is_one_line(tmp_path, demo_cache):
     assert not (tmp_path / "checkpoints").exists(), "nothing may be written for a bad config"
 
 
-def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(tmp_path, demo_cache):
-    """Only process 0 is signalled; both save the same step and exit 143 (no deadlock)."""
-    addr = f"127.0.0.1:{free_port()}"
-    procs = [train(tmp_path, *BASE, demo_cache=demo_cache, devices=2, wait=False,
-                   extra_args=("--coordinator_address", addr, "--num_processes", "2", "--process_id", str(i)))
-             for i in range(2)]
+def test_sigterm_to_one_of_two_processes_stops_both_then_resume_is_bit_identical(tmp_path, demo_cache,
+                                                                                   two_process_run):
+    """Only process 0 is signalled; both save the same step and exit 143 (no deadlock); the
+    pair started again finishes with the uninterrupted two-process run's state, bit for bit."""
+    procs = two_processes(tmp_path, demo_cache)
     try:
         metrics = tmp_path / "metrics.jsonl"
         deadline = time.time() + 300
@@ -243,3 +254,12 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(tmp_path, demo_c
     assert stops[0] == stops[1] < STEPS
     print(f"both stopped {time.time() - t0:.1f} s after the signal")
     assert (tmp_path / "checkpoints" / str(stops[0])).is_dir()
+    procs = two_processes(tmp_path, demo_cache)
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert f"at step {stops[0]}" in errs[0].split("resumed from ")[1].splitlines()[0], errs[0]
+    ours, ref = state_at(tmp_path, STEPS), state_at(two_process_run, STEPS)  # the whole TrainState
+    (la, ta), (lb, tb) = jax.tree_util.tree_flatten(ours), jax.tree_util.tree_flatten(ref)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

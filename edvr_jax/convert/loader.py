@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from edvr_jax.architecture import ARCHITECTURE_FIELDS
 from edvr_jax.convert import keymap
 from edvr_jax.errors import UserError
-from edvr_jax.models import EDVR
+from edvr_jax.models import EDVR, init_input
 
 
 class ConversionError(UserError, ValueError):
@@ -111,9 +110,7 @@ def infer_architecture(sd: Mapping[str, np.ndarray], source: str = "state_dict")
 
 def abstract_params(model: EDVR) -> dict:
     """Shapes of a model's parameters without computing anything."""
-    m = model.size_multiple
-    x = jax.ShapeDtypeStruct((1, model.num_frame, m, m, model.num_in_ch), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape)))["params"]
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), init_input(model)))["params"]
 
 
 def state_dict_to_params(sd: Mapping[str, np.ndarray], model: EDVR, *, strict: bool = True,

@@ -35,7 +35,7 @@ from edvr_jax.evaluate.metrics import to_uint8_batch
 from edvr_jax.evaluate.tiling import tile_grid
 from edvr_jax.models import crop_output, offset_stats, pad_to_multiple
 
-__all__ = ["NonFiniteOutput", "Restorer", "data_mesh", "nonfinite_message", "pad_to_multiple_np"]
+__all__ = ["NonFiniteOutput", "Restorer", "data_mesh", "nonfinite_message"]
 
 
 class NonFiniteOutput(ValueError):
@@ -50,19 +50,6 @@ def nonfinite_message(clip: str, frame: Any) -> str:
     """The one-line refusal of a diverged model's output, naming clip and frame."""
     return (f"model output for clip {clip} frame {frame} is not finite (NaN/inf): the model has "
             f"diverged (or its checkpoint is damaged); nothing was scored or written for it")
-
-
-def pad_to_multiple_np(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Host twin of ``edvr_jax.models.pad_to_multiple``: bottom/right reflection padding of
-    ``(..., H, W, C)`` to multiples of ``multiple`` (edge replication when the frame is
-    smaller than the padding); returns the array and the original ``(H, W)``."""
-    h, w = x.shape[-3], x.shape[-2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "edge"
-    pads = [(0, 0)] * (x.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
-    return np.pad(x, pads, mode=mode), (h, w)
 
 
 def data_mesh(devices: Sequence[Any] | None = None) -> Mesh | None:
@@ -182,7 +169,7 @@ class Restorer:
         if self.tile is None:
             return self._run(windows)
         m = self.model.size_multiple
-        padded, (h, w) = pad_to_multiple_np(windows, m)
+        padded, (h, w) = pad_to_multiple(windows, m)  # on the host
         grid = tile_grid(padded.shape[-3:-1], self.tile, self.tile_overlap, m)
         tiles = grid.split(padded)  # (k, n, T, th, tw, 3)
         k, n = tiles.shape[:2]

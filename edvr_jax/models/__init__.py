@@ -23,5 +23,5 @@ __all__ = [
     "EDVR", "TwoStageEDVR", "PCDAlignment", "TSAFusion", "PredeblurModule", "DCNv2Pack",
     "ResidualBlockNoBN", "pixel_shuffle", "upsample_bilinear", "PRESETS", "STAGE2_PRESETS",
     "build", "count_params", "summary", "pad_to_multiple", "crop_output", "restore_any_size",
-    "offset_stats", "warn_large_offsets", "OFFSET_WARNING_THRESHOLD", "basicsr_names",
+    "offset_stats", "warn_large_offsets", "init_input", "OFFSET_WARNING_THRESHOLD", "basicsr_names",
 ]

@@ -15,13 +15,22 @@ from edvr_jax.models.dcn import OFFSET_WARNING_THRESHOLD
 log = logging.getLogger(__name__)
 
 
+def init_input(model) -> jax.Array:
+    """The smallest clip ``model`` accepts, zeros of shape (1, T, m, m, C) with m its size
+    multiple: what ``model.init`` is traced with (parameters do not depend on the size)."""
+    m = model.size_multiple
+    return jnp.zeros((1, model.num_frame, m, m, model.num_in_ch), jnp.float32)
+
+
 def pad_to_multiple(x: jax.Array, multiple: int, mode: str = "reflect") -> tuple[jax.Array, tuple[int, int]]:
     """Pads the H and W axes of ``(..., H, W, C)`` at the bottom/right up to a multiple.
 
     Reflection padding (the default) keeps image statistics at the border; frames
     smaller than the padding fall back to edge replication. Returns the padded
-    array and the original ``(H, W)`` for ``crop_output``.
+    array and the original ``(H, W)`` for ``crop_output``. A numpy array is padded on the
+    host (numpy in, numpy out: tiling pads whole windows before they go to a device).
     """
+    xp = np if isinstance(x, np.ndarray) else jnp
     h, w = x.shape[-3], x.shape[-2]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph == 0 and pw == 0:
@@ -29,7 +38,7 @@ def pad_to_multiple(x: jax.Array, multiple: int, mode: str = "reflect") -> tuple
     if mode == "reflect" and (ph >= h or pw >= w):
         mode = "edge"
     pads = [(0, 0)] * (x.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
-    return jnp.pad(x, pads, mode=mode), (h, w)
+    return xp.pad(x, pads, mode=mode), (h, w)
 
 
 def crop_output(y: jax.Array, size: tuple[int, int], scale: int) -> jax.Array:

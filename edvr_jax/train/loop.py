@@ -7,6 +7,7 @@ jitted data-parallel step, periodic logging, checkpoints and validation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pathlib
@@ -18,9 +19,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
+from edvr_jax.convert.loader import abstract_params
 from edvr_jax.errors import UserError
-from edvr_jax.models import EDVR, warn_large_offsets
+from edvr_jax.models import EDVR, init_input, warn_large_offsets
 from edvr_jax.train import checkpoints
 from edvr_jax.train.config import model_kwargs
 from edvr_jax.train.faults import NO_FAULTS, FaultHooks
@@ -91,10 +94,9 @@ def initial_params(config: ml_collections.ConfigDict, model: EDVR, mesh) -> tupl
     """Fresh parameters (BasicSR's initialisation), optionally overlaid from ``train.init_from``
     (read first, so that a bad file fails before anything is computed)."""
     init_sd = read_init_state_dict(config) if config.train.init_from else None
-    m = model.size_multiple
-    x = jnp.zeros((1, model.num_frame, m, m, model.num_in_ch))
     key = jax.random.fold_in(jax.random.key(config.train.seed), 0)
-    params = jax.jit(lambda k: model.init(k, x)["params"], out_shardings=replicated(mesh))(key)
+    params = jax.jit(lambda k: model.init(k, init_input(model))["params"],
+                     out_shardings=replicated(mesh))(key)
     report: dict = {}
     if init_sd is not None:
         params, report = overlay_state_dict(config.train.init_from, init_sd, model, params)
@@ -144,30 +146,38 @@ def overlay_state_dict(source: str, sd: dict, model, params):
     return jax.tree_util.tree_map(jnp.asarray, merged), {"loaded": keys, "skipped": problems}
 
 
-def create_state(config, model, mesh, manager):
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """Where a run starts: its TrainState, the optimizer and schedule it was built with,
+    what ``train.init_from`` loaded (or ``{"resumed": True}``) and the step."""
+
+    state: TrainState
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    init_report: dict
+    step: int
+
+
+def create_state(config, model, mesh, manager) -> RunStart:
     """The TrainState: restored from the latest checkpoint, or freshly initialised.
 
-    Returns (state, tx, schedule, init_report, start_step). On resume nothing is
+    The optimizer is built once, from the parameters' shapes. On resume nothing is
     initialised: the restore target is built abstractly with ``jax.eval_shape``.
     """
     use_ema = config.train.ema_decay > 0
+    shapes = abstract_params(model)
+    tx, schedule = create_optimizer(config, shapes)
     start = manager.latest_step()
     if start is None:
         params, report = initial_params(config, model, mesh)
-        tx, schedule = create_optimizer(config, params)
-        state = place_state(TrainState.create(params, tx, use_ema), mesh)
-        return state, tx, schedule, report, 0
-    m = model.size_multiple
-    x = jax.ShapeDtypeStruct((1, model.num_frame, m, m, model.num_in_ch), jnp.float32)
-    abstract_params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape)))["params"]
-    tx, schedule = create_optimizer(config, abstract_params)
+        return RunStart(place_state(TrainState.create(params, tx, use_ema), mesh), tx, schedule, report, 0)
     abstract = jax.eval_shape(lambda: TrainState.create(
-        jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), abstract_params), tx, use_ema))
+        jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), tx, use_ema))
     rep = replicated(mesh)
     abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
     state = checkpoints.restore(manager, abstract, start)
     log.info("resumed from %s at step %d", manager.directory, start)
-    return state, tx, schedule, {"resumed": True}, int(start)
+    return RunStart(state, tx, schedule, {"resumed": True}, int(start))
 
 
 def create_train_iterator(config, clips, start_step: int):
@@ -260,7 +270,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     # The data (its frame headers) is checked before any parameter is initialised.
     batches = create_train_iterator(config, train_clips, manager.latest_step() or 0)
 
-    state, tx, schedule, init_report, start = create_state(config, model, mesh, manager)
+    run_start = create_state(config, model, mesh, manager)
+    state, tx, schedule, init_report, start = (run_start.state, run_start.tx, run_start.schedule,
+                                               run_start.init_report, run_start.step)
     phases = train_phases(state.params, config.train.tsa_iter, list(config.train.frozen))
     step_fn = compile_train_step(mesh, phases, model=model, tx=tx, schedule=schedule,
                                  loss_reduction=config.train.loss_reduction,
