@@ -5,6 +5,7 @@ from edvr_jax.models.edvr import EDVR
 from edvr_jax.models.helpers import (
     count_params,
     crop_output,
+    init_input,
     offset_stats,
     pad_to_multiple,
     restore_any_size,
