@@ -5,7 +5,7 @@ import ast
 import pathlib
 
 PKG = pathlib.Path(__file__).resolve().parent.parent / "edvr_jax"
-LOWER = ("convert", "models", "ops", "data", "errors")  # never import evaluate or train
+LOWER = ("convert", "models", "ops", "data", "errors", "zoo")  # never import evaluate or train
 
 
 def imports(path: pathlib.Path) -> set[str]:

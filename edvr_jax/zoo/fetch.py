@@ -109,7 +109,7 @@ def check(checkpoint, what: str = "checkpoint") -> Entry | None:
     path_like = s.endswith((".pth", ".pt")) or (os.sep in s and not s.startswith("mmagic/"))
     tail = hint + " (`edvr-zoo list` shows the model names)" if hint else (
         "" if path_like else " and is not a model name (`edvr-zoo list` shows them)")
-    raise NotFound(f"{what} {s} does not exist{tail}")
+    raise NotFound(f"{what + ' ' if what else ''}{s} does not exist{tail}")
 
 
 def resolve(checkpoint, what: str = "checkpoint", *, progress: bool = True,
