@@ -61,6 +61,10 @@ class Server:
             def log_message(self, *args):
                 pass
 
+            def do_CONNECT(self):  # as a proxy: refuse every tunnel
+                server.requests.append(("CONNECT " + self.path, None))
+                self.send_error(407)
+
             def do_GET(self):
                 server.requests.append((self.path, self.headers.get("Range")))
                 queue = server.faults.get(self.path)
@@ -251,8 +255,9 @@ def test_unknown_names_get_a_close_match_and_paths_stay_paths(env):
                                  "'EDVR_M_x4_SR_REDS'? (`edvr-zoo list` shows the model names)")
     with pytest.raises(zoo.ZooError, match="did you mean 'mmagic/edvrm_x4_8x4_600k_reds'"):
         zoo.check("mmagic/edvrm_x4_8x4_600k", "stage-2 checkpoint")
-    with pytest.raises(zoo.NotFound, match=r"^checkpoint /no/such/file.pth does not exist$"):
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint /no/such/file.pth does not exist$") as e:
         zoo.check("/no/such/file.pth")
+    assert type(e.value) is FileNotFoundError  # as before names existed
     with pytest.raises(zoo.NotFound, match="does not exist and is not a model name"):
         zoo.check("zzzz")
     assert zoo.check(str(FIXTURE)) is None
@@ -263,11 +268,13 @@ def test_unknown_names_get_a_close_match_and_paths_stay_paths(env):
 # ----------------------------------------------------------------------------- downloads
 
 
-def test_download_verify_then_cache_hit_without_a_request(env, server, tmp_path, monkeypatch):
+def test_download_verify_then_cache_hit_without_a_request(env, server, tmp_path, monkeypatch, capsys):
     server.files["/w/" + FILE] = BLOB
     use_catalog(tmp_path, monkeypatch, {"tiny": tiny_entry(server.url + "/w/" + FILE)})
-    path = zoo.resolve("tiny", progress=False)
+    path = zoo.resolve("tiny")
     assert path == str(env / FILE) and pathlib.Path(path).read_bytes() == BLOB
+    err = capsys.readouterr().err
+    assert err.startswith(f"edvr_jax.zoo: fetching tiny from {server.url}/w/{FILE} into {env / FILE}\n"), err
     assert sorted(os.listdir(env)) == [FILE, FILE + ".lock"]  # no .part left
     assert zoo.resolve("tiny") == path
     assert server.gets("/w/" + FILE) == [None]  # the second call made no request
@@ -393,6 +400,15 @@ def test_a_proxy_refusal_is_one_line_naming_the_proxy(env, server, tmp_path, mon
         zoo.resolve("tiny", progress=False)
     assert one_line(e.value).startswith(f"cannot download tiny from http://models.example/w/{FILE} (through the "
                                         f"proxy {server.url}): HTTP 407 Proxy Authentication Required; ")
+    # https through a proxy that refuses the tunnel
+    monkeypatch.setenv("https_proxy", server.url)
+    use_catalog(tmp_path, monkeypatch, {"tiny": tiny_entry("https://models.example/w/" + FILE)})
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.resolve("tiny", progress=False)
+    assert one_line(e.value).startswith(f"cannot download tiny from https://models.example/w/{FILE} (through the "
+                                        f"proxy {server.url}): Tunnel connection failed: 407 Proxy Authentication "
+                                        f"Required (proxy refused?); set $EDVR_JAX_ZOO_URL")
+    assert server.requests[-1] == ("CONNECT models.example:443", None)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -668,3 +684,22 @@ def test_edvr_restore_by_name_equals_by_path(named, tmp_path):
         a = np.asarray(Image.open(tmp_path / "by_path" / f"{i}.png"))
         assert a.shape == (64, 64, 3)
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "by_name" / f"{i}.png")), a)
+
+
+def test_eval_py_by_name_equals_by_path(named, tmp_path, capsys):
+    import eval_trees
+    from entry_points import load_eval_py
+
+    root = eval_trees.make_reds(str(tmp_path / "REDS"), num_frames=5, lq_hw=(16, 16))
+    ev = load_eval_py()
+    results = {}
+    for label, ckpt in [("path", str(FIXTURE)), ("name", named)]:
+        out = tmp_path / f"{label}.json"
+        assert ev.main(["--checkpoint", ckpt, "--dataset", "reds4", "--data_root", root, "--out", str(out),
+                        "--no_progress"]) == 0
+        results[label] = json.loads(out.read_text())
+    capsys.readouterr()
+    by_path, by_name = results["path"], results["name"]
+    assert by_name["mean"] == by_path["mean"] and by_name["clips"] == by_path["clips"]
+    assert by_name["settings"]["checkpoint"] == str(zoo.cache_dir() / FILE)
+    assert by_name["settings"]["checkpoint_name"] == "lab/tiny" and by_path["settings"]["checkpoint_name"] is None

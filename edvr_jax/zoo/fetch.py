@@ -23,6 +23,7 @@ import http.client
 import os
 import pathlib
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -98,7 +99,8 @@ def source_url(entry: Entry, mirror: str | None = None) -> str:
 
 def check(checkpoint, what: str = "checkpoint") -> Entry | None:
     """None when ``checkpoint`` is an existing path, its Entry when it is a catalogue name;
-    otherwise NotFound (``<what> X does not exist``, with a close-match hint). Cheap: tools
+    otherwise NotFound (``<what> X does not exist``, with a close-match hint), or a plain
+    FileNotFoundError for a missing path that resembles no name. Cheap: tools
     call it before importing JAX and download later with :func:`resolve`."""
     s = os.fspath(checkpoint)
     if os.path.exists(s):
@@ -110,7 +112,8 @@ def check(checkpoint, what: str = "checkpoint") -> Entry | None:
     path_like = s.endswith((".pth", ".pt")) or (os.sep in s and not s.startswith("mmagic/"))
     tail = hint + " (`edvr-zoo list` shows the model names)" if hint else (
         "" if path_like else " and is not a model name (`edvr-zoo list` shows them)")
-    raise NotFound(f"{what + ' ' if what else ''}{s} does not exist{tail}")
+    msg = f"{what + ' ' if what else ''}{s} does not exist{tail}"
+    raise FileNotFoundError(msg) if path_like and not hint else NotFound(msg)
 
 
 def resolve(checkpoint, what: str = "checkpoint", *, progress: bool = True,
@@ -184,9 +187,10 @@ def _http_attempt(entry: Entry, url: str, part: pathlib.Path, progress: bool) ->
             return  # the partial file is already whole: verify it
         raise _Failure(f"HTTP {e.code} {e.reason}", retry=e.code >= 500 or e.code == 429) from None
     except urllib.error.URLError as e:
-        reason = e.reason
-        timeout = isinstance(reason, TimeoutError)
-        raise _Failure(f"{reason} (no network?)" if not timeout else "timed out", retry=timeout) from None
+        if isinstance(e.reason, TimeoutError):
+            raise _Failure("timed out", retry=True) from None
+        raise _Failure(f"{e.reason} ({'proxy refused?' if _proxy_note(url) else 'no network?'})",
+                       retry=False) from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise _Failure(f"{type(e).__name__}: {e}", retry=True) from None
     from tqdm.auto import tqdm
@@ -310,6 +314,8 @@ def fetch(entry: Entry, *, progress: bool = True, mirror: str | None = None,
     with _locked(folder / (entry.file + ".lock")):
         if final.is_file():  # another process fetched it while we waited
             return _verified_cached(entry, final, verify)
+        if progress:
+            print(f"edvr_jax.zoo: fetching {entry.name} from {url} into {final}", file=sys.stderr)
         if kind == "local":
             _copy_local(entry, where, part)
         elif kind == "gdrive":
