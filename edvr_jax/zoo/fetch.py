@@ -256,6 +256,8 @@ def _download_gdrive(entry: Entry, drive_id: str, part: pathlib.Path, final: pat
         out = gdown.download(id=drive_id, output=str(part), quiet=not progress, resume=True)
     except Exception as e:  # gdown raises its own types, requests' and OSError
         why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if "ConnectionError" in type(e).__name__ or "NameResolution" in why:
+            why += " (no network?)"
         raise ZooError(f"cannot download {entry.name} from {entry.display_url} (gdown): "
                        f"{why}; {_advice(entry, final)}") from None
     if out is None or not part.exists():
