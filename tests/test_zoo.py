@@ -72,6 +72,9 @@ class Server:
                 if isinstance(fault, tuple) and fault[0] == "delay":
                     time.sleep(fault[1])
                     fault = None
+                stall = None
+                if isinstance(fault, tuple) and fault[0] == "stall":  # send N bytes, then hang
+                    stall, fault = fault[1:], None
                 if isinstance(fault, tuple) and fault[0] == "status":
                     self.send_error(fault[1])
                     return
@@ -96,6 +99,11 @@ class Server:
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 payload = body[start:]
+                if stall:
+                    self.wfile.write(payload[:stall[0]])
+                    self.wfile.flush()
+                    time.sleep(stall[1])
+                    return
                 if isinstance(fault, int):
                     payload = payload[:fault]
                 self.wfile.write(payload)
@@ -457,6 +465,28 @@ def test_two_processes_fetching_at_once_download_once(env, server, tmp_path, mon
     assert [o[0].strip() for o in outs] == [str(env / FILE)] * 2
     assert (env / FILE).read_bytes() == BLOB
     assert server.gets(p) == [None]  # the second waited on the lock and found the file
+
+
+def test_a_killed_download_is_resumed_by_the_next_process(env, server, tmp_path, monkeypatch):
+    """SIGKILL mid-transfer: the lock dies with the process, the .part stays, nothing
+    complete-looking is left, and the next fetch asks only for the rest."""
+    import signal
+
+    p = "/w/" + FILE
+    server.files[p] = BLOB
+    server.faults[p] = [("stall", 120_000, 10.0)]
+    use_catalog(tmp_path, monkeypatch, {"tiny": tiny_entry(server.url + p)})
+    code = "import edvr_jax.zoo as z; z.resolve('tiny', progress=False)"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    part = env / (FILE + ".part")
+    deadline = time.monotonic() + 30
+    while not (part.exists() and part.stat().st_size == 120_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert part.stat().st_size == 120_000 and not (env / FILE).exists()
+    assert pathlib.Path(zoo.resolve("tiny", progress=False)).read_bytes() == BLOB
+    assert server.gets(p) == [None, "bytes=120000-"]
 
 
 # ----------------------------------------------------------------------------- mirrors, Google Drive

@@ -209,12 +209,13 @@ def _http_attempt(entry: Entry, url: str, part: pathlib.Path, progress: bool) ->
             with bar:
                 while True:
                     try:
-                        chunk = resp.read(CHUNK)
+                        chunk = resp.read1(CHUNK)  # what has arrived: a kill loses nothing on disk
                     except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
                         raise _Failure(f"transfer cut ({type(e).__name__})", retry=True) from None
                     if not chunk:
                         break
                     f.write(chunk)
+                    f.flush()
                     bar.update(len(chunk))
             f.close()
         except OSError as e:
