@@ -2,6 +2,7 @@
 
     python eval.py --checkpoint EDVR_L_x4_SR_REDS_official-9f5f5039.pth \\
         --dataset reds4 --data_root datasets/REDS --out results/edvr_l_reds4.json
+    python eval.py --checkpoint EDVR_L_x4_SR_REDS --dataset reds4 --data_root datasets/REDS
 
 Prints a per-clip table and the mean, and writes JSON ``{"settings", "clips", "mean",
 ...}``. Defaults follow BasicSR's test configs: REDS4 SR uses reflection_circle border
@@ -22,7 +23,8 @@ from edvr_jax.tasks import EVAL_DATASETS, TASKS
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True,
-                   help="a .pth (BasicSR/mmagic/2019), an edvr-convert directory or a workdir")
+                   help="a model name (edvr-zoo list, fetched once into the cache), a .pth "
+                        "(BasicSR/mmagic/2019), an edvr-convert directory or a workdir")
     p.add_argument("--dataset", required=True, choices=EVAL_DATASETS, type=str.lower)
     p.add_argument("--data_root", "--data-root", required=True,
                    help="REDS: folder with train_sharp/ ...; Vid4: with GT/ and BIx4/; "
@@ -54,9 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from edvr_jax.errors import run_cli
-    from edvr_jax.evaluate.run_eval import run
+    from edvr_jax.zoo import check
 
     def evaluate() -> None:
+        check(args.checkpoint)  # a typo in a model name is answered before JAX is imported
+        from edvr_jax.evaluate.run_eval import run
+
         run(checkpoint=args.checkpoint, dataset=args.dataset, data_root=args.data_root,
             task=args.task, padding=args.padding, y_channel=args.y_channel,
             crop_border=args.crop_border, save_images=args.save_images, out=args.out,

@@ -5,7 +5,8 @@ import ast
 import pathlib
 
 PKG = pathlib.Path(__file__).resolve().parent.parent / "edvr_jax"
-LOWER = ("convert", "models", "ops", "data", "errors", "process", "frames", "tasks", "architecture")  # never import evaluate or train
+LOWER = ("convert", "models", "ops", "data", "errors", "process", "frames", "tasks", "architecture",
+         "zoo")  # never import evaluate or train
 
 
 def imports(path: pathlib.Path) -> set[str]:

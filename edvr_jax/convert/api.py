@@ -1,6 +1,8 @@
 """``load_model``: one call from a checkpoint path to ``(model, variables)``.
 
 A path can be
+* a model name from the catalogue (``edvr-zoo list``, e.g. ``"EDVR_M_x4_SR_REDS"``):
+  downloaded once into the cache, verified, then read as the ``.pth`` it is,
 * a PyTorch ``.pth`` (BasicSR, mmagic/mmediting or the 2019 release; read without torch),
 * a directory written by ``edvr-convert`` / ``save_model`` (``edvr_jax.json`` + orbax
   ``params/``), or
@@ -36,6 +38,7 @@ from edvr_jax.convert.saved import (  # noqa: F401  (re-exported: the saved-mode
     save_model,
 )
 from edvr_jax.models import EDVR
+from edvr_jax.zoo import resolve
 
 
 def load_pth_model(path: str | pathlib.Path, *, param_key: str | None = None,
@@ -60,7 +63,8 @@ def load_model(path: str | pathlib.Path, *, param_key: str | None = None, **mode
     """``(model, variables)`` from a ``.pth``, a converted directory or a training workdir.
 
     Args:
-      path: the checkpoint.
+      path: the checkpoint, or a catalogue name (``edvr_jax.zoo``; fetched into the cache
+        on first use, see ``edvr-zoo``).
       param_key: for ``.pth`` files, which entry holds the weights. The default takes
         ``params_ema`` when the file has it (the EMA weights BasicSR validates with),
         else ``params`` (official BasicSR files), else mmagic's ``state_dict``.
@@ -68,7 +72,10 @@ def load_model(path: str | pathlib.Path, *, param_key: str | None = None, **mode
         ``center_frame_idx``, ``dtype``, ``max_columns_bytes``.
 
     Raises (each with a one-line message naming the file, what was expected and found):
-      FileNotFoundError: ``path`` does not exist.
+      FileNotFoundError: ``path`` does not exist and is not a catalogue name (a close
+        match is suggested).
+      ZooError: a catalogue name that cannot be downloaded or verified (no network, HTTP
+        error, wrong SHA-256, disk full); the message says what to do.
       CheckpointError: the ``.pth`` is not a readable PyTorch checkpoint (truncated, not a
         zip or legacy pickle, ...) or is hostile (a pickle naming globals such as
         ``os.system``; refused before anything in it runs).
@@ -79,9 +86,7 @@ def load_model(path: str | pathlib.Path, *, param_key: str | None = None, **mode
       TypeError: a ``model_overrides`` name that is not an EDVR field.
     Both CheckpointError and ConversionError are ValueErrors.
     """
-    p = pathlib.Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint {p} does not exist")
+    p = pathlib.Path(resolve(path))
     if p.is_dir():
         if (p / MODEL_FILE).exists():
             return load_saved_model(p, **model_overrides)

@@ -1,6 +1,7 @@
 """``edvr-convert``: PyTorch EDVR checkpoints to edvr_jax and back, without torch.
 
     edvr-convert EDVR_M_x4_SR_REDS_official-32075921.pth models/edvr_m
+    edvr-convert EDVR_M_x4_SR_REDS models/edvr_m    # a catalogue name: fetched once, cached
     edvr-convert models/edvr_m edvr_m_back.pth --to-torch
 
 The architecture is inferred from the state_dict; the result loads with
@@ -16,12 +17,14 @@ import sys
 
 from edvr_jax.convert.loader import ConversionError
 from edvr_jax.errors import run_cli
+from edvr_jax.zoo import check, resolve
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edvr-convert", description=__doc__.split("\n\n")[0])
-    p.add_argument("src", help="a .pth file (BasicSR, mmagic or 2019), or with --to-torch an "
-                               "edvr_jax model directory or training workdir")
+    p.add_argument("src", help="a .pth file (BasicSR, mmagic or 2019) or a model name "
+                               "(edvr-zoo list), or with --to-torch an edvr_jax model directory "
+                               "or training workdir")
     p.add_argument("dst", help="output directory (or .pth file with --to-torch)")
     p.add_argument("--param-key", default=None,
                    help="entry holding the weights: params or params_ema (default: params_ema "
@@ -37,14 +40,16 @@ def run(args: argparse.Namespace) -> None:
     from edvr_jax.convert.api import export_pth, load_model, load_pth_model, save_model
     from edvr_jax.models import count_params, summary
 
-    src, dst = pathlib.Path(args.src), pathlib.Path(args.dst)
-    if not src.exists():
-        raise FileNotFoundError(f"{src} does not exist")
+    named = check(args.src, what="") is not None  # a name is known before anything is fetched
+    dst = pathlib.Path(args.dst)
+    if dst.exists() and not args.overwrite:
+        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+    src = pathlib.Path(resolve(args.src, what=""))
+    if named:
+        print(f"{args.src}: {src}")
     if src.is_dir() and not args.to_torch:
         raise ConversionError(f"{src} is a folder, expected a .pth file (to export an edvr_jax "
                               f"model folder or training workdir to .pth, add --to-torch)")
-    if dst.exists() and not args.overwrite:
-        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
     if args.to_torch:
         overrides = {} if args.center_frame_idx is None else {"center_frame_idx": args.center_frame_idx}
         model, variables = load_model(src, param_key=args.param_key, **overrides)

@@ -1,5 +1,6 @@
 """``edvr-restore``: restore a video file or a folder of frames with an EDVR checkpoint.
 
+    edvr-restore input.mp4 output.mp4 --checkpoint EDVR_M_x4_SR_REDS   # fetched once, cached
     edvr-restore input.mp4 output.mp4 --checkpoint EDVR_M_x4_SR_REDS_official-32075921.pth
     edvr-restore frames/ restored/ --checkpoint edvr_l_deblur/ --tile 128
 
@@ -24,6 +25,7 @@ import sys
 from edvr_jax.errors import run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
 from edvr_jax.evaluate.video_io import RestoreError, is_video_path
+from edvr_jax.zoo import check, resolve
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a video file or a folder of frames")
     p.add_argument("output", help="a video file (.mp4, .mkv, .mov, ...) or a folder for PNGs")
     p.add_argument("--checkpoint", required=True,
-                   help="a .pth (BasicSR/mmagic/2019), an edvr-convert directory or a workdir")
+                   help="a model name (edvr-zoo list), a .pth (BasicSR/mmagic/2019), an "
+                        "edvr-convert directory or a workdir")
     p.add_argument("--stage2", default=None, metavar="CKPT2",
                    help="an hr_in stage-2 checkpoint run on the stage-1 outputs")
     p.add_argument("--tile", type=int, default=None, metavar="SIZE",
@@ -97,8 +100,8 @@ def _refusing_nonfinite(outputs, name: str, meta: collections.deque, num_stages:
 def run(args: argparse.Namespace, echo=print) -> dict:
     """Does what ``edvr-restore`` does; returns a summary (frames, seconds, notes)."""
     for what, path in (("checkpoint", args.checkpoint), ("stage-2 checkpoint", args.stage2)):
-        if path is not None and not os.path.exists(path):
-            raise RestoreError(f"{what} {path} does not exist")
+        if path is not None:
+            check(path, what)  # an existing path or a catalogue name (fetched below)
     if not os.path.exists(args.input):
         raise RestoreError(f"input {args.input} does not exist")
     if os.path.abspath(args.input) == os.path.abspath(args.output):
@@ -118,7 +121,10 @@ def run(args: argparse.Namespace, echo=print) -> dict:
     source = open_source(args.input)
     try:
         kind = _check_output(args.output, args.overwrite)
-        model, variables = load(args.checkpoint, args.stage2, args.center_frame_idx)
+        checkpoint = resolve(args.checkpoint, progress=not args.no_progress)
+        stage2 = (resolve(args.stage2, "stage-2 checkpoint", progress=not args.no_progress)
+                  if args.stage2 else None)
+        model, variables = load(checkpoint, stage2, args.center_frame_idx)
         padding = args.padding or temporal_padding(model)
         stages = make_stages(model, variables, batch_size=args.batch, tile=args.tile,
                              tile_overlap=args.tile_overlap)

@@ -18,6 +18,7 @@ from typing import Any
 
 from edvr_jax.evaluate.evaluation import EvaluationError, evaluate_clipset, metric_names
 from edvr_jax.evaluate.protocols import get_protocol
+from edvr_jax.zoo import check, resolve
 
 __all__ = ["format_table", "run", "to_json"]
 
@@ -59,8 +60,8 @@ def _check_paths(checkpoint, data_root, stage2, out, save_images, overwrite):
     from edvr_jax.data.clips import isdir
 
     for what, path in (("checkpoint", checkpoint), ("stage-2 checkpoint", stage2)):
-        if path is not None and not os.path.exists(path):
-            raise EvaluationError(f"{what} {path} does not exist")
+        if path is not None:
+            check(path, what)  # an existing path or a catalogue name (fetched by run)
     if not isdir(data_root):
         raise EvaluationError(f"data root {data_root} does not exist or is not a folder")
     if out is not None and os.path.exists(out) and not overwrite:
@@ -97,6 +98,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         center_frame_idx: int | None = None, progress: bool = True, echo=print
         ) -> dict[str, Any]:
     """Evaluates a checkpoint on a dataset with its published protocol; see ``eval.py``.
+    ``checkpoint`` and ``stage2`` may be catalogue names (``edvr-zoo list``): they are
+    checked with the other arguments and downloaded into the cache before loading.
 
     Returns the result dict (also written to ``out`` as JSON when given):
     ``{"settings", "clips", "mean", "timing", "offsets", "warnings"}``.
@@ -108,6 +111,10 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         raise EvaluationError(f"--crop_border must be >= 0, got {crop_border}")
     if batch < 1:
         raise EvaluationError(f"--batch must be >= 1, got {batch}")
+    names = {"checkpoint_name": checkpoint if check(checkpoint) else None,
+             "stage2_name": stage2 if stage2 and check(stage2) else None}
+    checkpoint = resolve(checkpoint, progress=progress)
+    stage2 = resolve(stage2, "stage-2 checkpoint", progress=progress) if stage2 else None
     model, variables = load(checkpoint, stage2, center_frame_idx)
     try:
         proto = get_protocol(dataset, task, model=model)
@@ -134,7 +141,7 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
                               progress=progress, report_rgb_and_y=True)
     result["settings"] = {
         "checkpoint": os.path.abspath(checkpoint),
-        "stage2": os.path.abspath(stage2) if stage2 else None,
+        "stage2": os.path.abspath(stage2) if stage2 else None, **names,
         "dataset": proto.name, "task": proto.task, "data_root": data_root,
         "layout": clipset.layout, **result["settings"],
         "center_only": any(c.center is not None for c in clipset.clips),
