@@ -50,9 +50,8 @@ from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import generate_frame_indices
 from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer, nonfinite_message
 from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch, tensor_to_uint8
-from edvr_jax.evaluate.stream import make_stages
-from edvr_jax.evaluate.windows import SlidingWindows
-from edvr_jax.frames import gt_scale_problem
+from edvr_jax.evaluate.stream import chain_stages, make_stages
+from edvr_jax.frames import gt_scale_problem, same_size_problem
 from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
 
 __all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]
@@ -135,45 +134,21 @@ def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: Thread
     frames = _prefetched(_read_one, [(p, clip.source, notes) if i in lq_needed else None
                                      for i, p in enumerate(clip.lq_paths)], pool)
 
-    def windows(stream, k):
-        sw = SlidingWindows(stages[k].model.num_frame, padding, total=n, targets=targets[k])
+    def checked(stream):  # the frame rules: one size within a clip
         first = None
         for i, frame in enumerate(stream):
             if frame is not None:
-                if first is None:
-                    first = frame.shape
-                elif frame.shape != first:
-                    raise EvaluationError(f"clip {clip.name}: frame {clip.lq_paths[i]} is "
-                                          f"{frame.shape[0]}x{frame.shape[1]}, earlier frames "
-                                          f"{first[0]}x{first[1]}")
-            for c, _, fr in sw.push(frame):
-                yield c, np.stack(fr)
-        for c, _, fr in sw.finish():
-            yield c, np.stack(fr)
+                first = first or (clip.lq_paths[i], frame.shape)
+                if problem := same_size_problem(clip.lq_paths[i], frame.shape, *first):
+                    raise EvaluationError(f"clip {clip.name}: {problem}")
+            yield frame
 
-    def run_stage(stream, k):  # all n frame slots of stage k's output (None where unused)
-        restorer, pending, nxt = stages[k], [], 0
-        for c, w in [*stream, (None, None)]:
-            if c is not None:
-                pending.append((c, w))
-            if pending and (c is None or len(pending) == restorer.batch_size):
-                try:
-                    outs = restorer(np.stack([x for _, x in pending]))
-                except NonFiniteOutput as e:
-                    frame = _frame_name(clip.lq_paths[pending[e.index][0]])
-                    raise EvaluationError(f"stage {k + 1}: " + nonfinite_message(clip.name, frame)) \
-                        from None
-                for (ci, _), o in zip(pending, outs, strict=True):
-                    yield from (None for _ in range(nxt, ci))
-                    yield o.astype(np.float32) / np.float32(255.0)
-                    nxt = ci + 1
-                pending = []
-        yield from (None for _ in range(nxt, n))
-
-    stream = windows(frames, 0)
-    for k in range(len(stages) - 1):
-        stream = windows(run_stage(stream, k), k + 1)
-    return stream
+    windows = chain_stages(checked(frames), stages, [padding] * len(stages), total=n, targets=targets)
+    try:
+        yield from windows
+    except NonFiniteOutput as e:  # an earlier stage's output
+        frame = _frame_name(clip.lq_paths[e.index])
+        raise EvaluationError(f"stage {e.stage + 1}: " + nonfinite_message(clip.name, frame)) from None
 
 
 def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threading.Event,

@@ -17,15 +17,17 @@ whatever the video length; :class:`StreamStats` records the maxima for tests.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer
 from edvr_jax.evaluate.protocols import temporal_padding
 from edvr_jax.evaluate.windows import SlidingWindows
+from edvr_jax.frames import to_float
 
-__all__ = ["StreamStats", "default_padding", "make_stages", "restore_stream"]
+__all__ = ["StreamStats", "chain_stages", "default_padding", "make_stages", "restore_stream",
+           "stage_outputs", "stage_windows"]
 
 
 def default_padding(model) -> str:
@@ -63,34 +65,91 @@ class StreamStats:
     pending_windows: list[int] = dataclasses.field(default_factory=list)  # per stage
 
 
-def _stage(frames: Iterable[np.ndarray], restorer: Restorer, padding: str, total: int | None,
-           stats: StreamStats, k: int) -> Iterator[np.ndarray]:
-    sw = SlidingWindows(restorer.model.num_frame, padding, total)
-    pending: list[list[np.ndarray]] = []
-    done = [0]  # output frames restored so far
+def stage_windows(frames: Iterable[np.ndarray | None], num_frame: int, padding: str,
+                  total: int | None = None, targets: Iterable[int] | None = None,
+                  watch: Callable[[SlidingWindows], None] | None = None
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(centre, window (T, H, W, 3))`` for every centre (or only ``targets``), in order.
+
+    ``frames``: float32 frames in [0, 1], or None for a frame no window needs (evaluation
+    reads only those). ``watch`` is called with the window buffer after each frame."""
+    sw = SlidingWindows(num_frame, padding, total=total, targets=targets)
+    for frame in frames:
+        for c, _, window in sw.push(frame):
+            yield c, np.stack(window)
+        if watch is not None:
+            watch(sw)
+    for c, _, window in sw.finish():
+        yield c, np.stack(window)
+
+
+def stage_outputs(windows: Iterable[tuple[int, np.ndarray]], restorer: Restorer, *,
+                  total: int | None = None, stage: int = 0,
+                  watch: Callable[[int], None] | None = None) -> Iterator[np.ndarray | None]:
+    """One slot per frame index, in order: the restored uint8 frame of the window centred
+    there, or None where no window was (then up to ``total`` slots). Windows are restored
+    ``restorer.batch_size`` at a time; ``watch`` sees the number of pending windows.
+
+    Raises :class:`NonFiniteOutput` with the frame index and ``stage`` of a restored frame
+    that has NaN/inf."""
+    pending: list[tuple[int, np.ndarray]] = []
+    nxt = 0  # the next frame slot to yield
 
     def run():
+        nonlocal nxt
         try:
-            out = restorer(np.stack([np.stack(w) for w in pending]))
+            outs = restorer(np.stack([w for _, w in pending]))
         except NonFiniteOutput as e:
-            raise NonFiniteOutput(done[0] + e.index, stage=k) from None
-        done[0] += len(pending)
+            raise NonFiniteOutput(pending[e.index][0], stage=stage) from None
+        for (c, _), out in zip(pending, outs, strict=True):
+            yield from (None for _ in range(nxt, c))
+            yield out
+            nxt = c + 1
         pending.clear()
-        return out
 
-    def take(windows):
-        for _, _, w in windows:
-            pending.append(w)
-            stats.pending_windows[k] = max(stats.pending_windows[k], len(pending))
-            if len(pending) == restorer.batch_size:
-                yield from run()
-
-    for f in frames:
-        yield from take(sw.push(f.astype(np.float32) / np.float32(255.0)))
-        stats.window_buffer[k] = max(stats.window_buffer[k], sw.peak)
-    yield from take(sw.finish())
+    for c, w in windows:
+        pending.append((c, w))
+        if watch is not None:
+            watch(len(pending))
+        if len(pending) == restorer.batch_size:
+            yield from run()
     if pending:
         yield from run()
+    if total is not None:
+        yield from (None for _ in range(nxt, total))
+
+
+def as_float(frames: Iterable[np.ndarray | None]) -> Iterator[np.ndarray | None]:
+    """uint8 frames (a decoder's, or a quantising stage's outputs) to float32 in [0, 1]."""
+    for f in frames:
+        yield f if f is None or f.dtype == np.float32 else to_float(f)
+
+
+def chain_stages(frames: Iterable[np.ndarray | None], stages: Sequence[Restorer],
+                 paddings: Sequence[str], *, total: int | None = None,
+                 targets: Sequence[Iterable[int] | None] | None = None,
+                 stats: StreamStats | None = None):
+    """The stages one after the other, all but the last run here: returns the last stage's
+    ``(centre, window)`` pairs (``stage_windows``), its frames being the earlier stages'
+    outputs. ``targets[k]``: the centres stage k must produce (None: all). The one
+    chaining of Restorers, shared by ``restore_stream`` and the evaluation."""
+    targets = list(targets) if targets is not None else [None] * len(stages)
+
+    def buffer_watch(k):
+        return None if stats is None else (
+            lambda sw: stats.window_buffer.__setitem__(k, max(stats.window_buffer[k], sw.peak)))
+
+    def pending_watch(k):
+        return None if stats is None else (
+            lambda n: stats.pending_windows.__setitem__(k, max(stats.pending_windows[k], n)))
+
+    stream = stage_windows(as_float(frames), stages[0].model.num_frame, paddings[0], total,
+                           targets[0], buffer_watch(0))
+    for k in range(1, len(stages)):
+        outs = stage_outputs(stream, stages[k - 1], total=total, stage=k - 1, watch=pending_watch(k - 1))
+        stream = stage_windows(as_float(outs), stages[k].model.num_frame, paddings[k], total,
+                               targets[k], buffer_watch(k))
+    return stream
 
 
 def restore_stream(frames: Iterable[np.ndarray], stages: Sequence[Restorer],
@@ -112,7 +171,7 @@ def restore_stream(frames: Iterable[np.ndarray], stages: Sequence[Restorer],
     stats = stats if stats is not None else StreamStats()
     stats.window_buffer[:] = [0] * len(stages)
     stats.pending_windows[:] = [0] * len(stages)
-    stream: Iterable[np.ndarray] = frames
-    for k, (restorer, padding) in enumerate(zip(stages, paddings, strict=True)):
-        stream = _stage(stream, restorer, padding, total, stats, k)
-    yield from stream
+    k = len(stages) - 1
+    pending = (lambda n: stats.pending_windows.__setitem__(k, max(stats.pending_windows[k], n)))
+    yield from stage_outputs(chain_stages(frames, stages, paddings, total=total, stats=stats),
+                             stages[-1], total=total, stage=k, watch=pending)
