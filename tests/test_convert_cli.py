@@ -50,8 +50,8 @@ def test_params_ema_is_preferred_and_selectable(tmp_path, data_dir, io):
     noisy = {k: v + np.float32(0.5) for k, v in sd.items()}
     save_pth({"params": noisy, "params_ema": sd}, tmp_path / "train.pth")
     x, y = io["sr_tsa/x"], io["sr_tsa/y"]
-    err = lambda m, v: float(np.abs(jax.jit(m.apply)(v, x) - y).max())
-    assert err(*load_model(tmp_path / "train.pth")) < 1e-4  # params_ema by default
+    err = lambda m, v: float(np.abs(jax.jit(m.apply)(v, x) - y).max() / np.abs(y).max())
+    assert err(*load_model(tmp_path / "train.pth")) < 3e-6  # params_ema by default (measured 2.3e-7)
     assert err(*load_model(tmp_path / "train.pth", param_key="params")) > 1e-2
 
 

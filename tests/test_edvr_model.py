@@ -48,7 +48,7 @@ def test_output_equals_basicsr(loaded, io, variant):
     for name in ("dcn_pack_l3", "dcn_pack_l2", "dcn_pack_l1", "cas_dcnpack"):
         ref = float(io[f"{variant}/offset_absmean/pcd_align.{name.replace('_l', '.l')}"])
         assert ref > 1.0  # the fixture really moves samples by pixels
-        np.testing.assert_allclose(float(stats[name]), ref, rtol=1e-4)
+        np.testing.assert_allclose(float(stats[name]), ref, rtol=3e-6)  # measured <= 6.6e-7
 
 
 def test_alignment_matters_in_the_fixtures(loaded, io):
