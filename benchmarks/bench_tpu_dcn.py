@@ -14,7 +14,13 @@ with respect to x, offset, mask and kernel, cotangent given as an input):
 * ``bytes_accessed`` and ``flops`` from ``cost_analysis()``; ``bytes_vs_conv``: over
   the same figure of a plain 3x3 ``lax.conv_general_dilated`` (forward, or forward +
   backward) of the same shape;
-* ``compile_s``: wall seconds of ``.compile()``.
+* ``compile_s``: wall seconds of ``.compile()``;
+* ``while_loops``: loops in the optimised program. The compiler counts a loop's body
+  ONCE in ``bytes_accessed``, so a chunked (``lax.map``) program's figure is one
+  chunk's; the ``unchunked`` entry is the same program compiled with
+  ``max_columns_bytes`` unbounded (when it fits and has no loop), whose bytes are the
+  whole traffic; ``bytes_accessed_upper_bound`` multiplies the figure by the largest
+  loop trip count.
 
 A program that does not fit fails to compile with RESOURCE_EXHAUSTED; its row then has
 ``fits: false``, the message's first line, and the temporaries the compiler reported.
@@ -31,6 +37,9 @@ import time
 SHAPES = [(4, 64, 64, 64), (4, 64, 64, 128), (4, 180, 320, 64)]
 GROUPS = 8
 _SIZE = re.compile(r"HLO temporaries \(([\d.]+)([KMGT]?)\)")
+# lax.map's loop carries the stacked chunks: the leading dimension of its first
+# array is the trip count.
+_TRIPS = re.compile(r"= \(s32\[\][^,]*, \w+\[(\d+),")
 _UNIT = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -49,22 +58,31 @@ def _figures(fn, specs):
         return row
     seconds = time.perf_counter() - t0
     mem, cost = compiled.memory_analysis(), compiled.cost_analysis()
+    hlo = compiled.as_text()
+    loops = hlo.count(" while(")
+    trips = max([int(m.group(1)) for line in hlo.splitlines() if " while(" in line
+                 for m in [_TRIPS.search(line)] if m] or [0])
     if isinstance(cost, list):  # older jax returns one dict per program
         cost = cost[0]
     return {"fits": True, "temp_bytes": int(mem.temp_size_in_bytes),
             "argument_bytes": int(mem.argument_size_in_bytes),
             "output_bytes": int(mem.output_size_in_bytes),
             "bytes_accessed": float(cost.get("bytes accessed", -1)),
-            "flops": float(cost.get("flops", -1)), "compile_s": round(seconds, 2)}
+            "flops": float(cost.get("flops", -1)), "compile_s": round(seconds, 2),
+            "while_loops": loops, "max_trip_count": trips,
+            # Every loop body counted `trips` times: an upper bound of the real traffic.
+            "bytes_accessed_upper_bound": float(cost.get("bytes accessed", -1)) * max(trips, 1)}
 
 
-def _programs(impl, precision):
+def _programs(impl, precision, max_columns_bytes=None):
     """(forward, forward+backward) of deform_conv2d and of the plain conv, jitted."""
     import jax
 
     from edvr_jax.ops import deform_conv2d
 
     kwargs = {} if impl == "default" else {"impl": impl}
+    if max_columns_bytes is not None:
+        kwargs["max_columns_bytes"] = max_columns_bytes
 
     def dcn(x, off, mask, k):
         return deform_conv2d(x, off, mask, k, precision=precision, **kwargs)
@@ -90,6 +108,8 @@ def main():
                    help="deform_conv2d(impl=...) to measure (repeatable); 'default' passes none")
     p.add_argument("--small", action="store_true", help="only the 64x64 shapes")
     p.add_argument("--no-backward", action="store_true", help="forward only")
+    p.add_argument("--no-unchunked", action="store_true",
+                   help="skip the unchunked compile of chunked programs")
     p.add_argument("--shape", action="append", help="N,H,W,C (repeatable) instead of the EDVR shapes")
     p.add_argument("--precision", default=None, help="matmul precision (default: the backend's)")
     args = p.parse_args()
@@ -114,16 +134,17 @@ def main():
     conv_cache = {}
     for impl in impls:
         dcn, dcn_vjp, conv, conv_vjp = _programs(impl, args.precision)
+        whole, whole_vjp, _, _ = _programs(impl, args.precision, max_columns_bytes=2**50)
         for n, h, w, c in shapes:
             x, k, y = spec(n, h, w, c), spec(3, 3, c, c), spec(n, h, w, c)
             off, mask = spec(n, h, w, 2 * GROUPS * 9), spec(n, h, w, GROUPS * 9)
             columns = n * h * w * 9 * c * 4
             row = {"impl": impl, "shape": {"N": n, "H": h, "W": w, "C": c, "G": GROUPS},
                    "columns_bytes": columns}
-            passes = [("fwd", dcn, (x, off, mask, k), conv, (x, k))]
+            passes = [("fwd", dcn, whole, (x, off, mask, k), conv, (x, k))]
             if not args.no_backward:
-                passes.append(("fwd_bwd", dcn_vjp, (x, off, mask, k, y), conv_vjp, (x, k, y)))
-            for name, fn, specs, cfn, cspecs in passes:
+                passes.append(("fwd_bwd", dcn_vjp, whole_vjp, (x, off, mask, k, y), conv_vjp, (x, k, y)))
+            for name, fn, wfn, specs, cfn, cspecs in passes:
                 key = (n, h, w, c, name)
                 if key not in conv_cache:
                     conv_cache[key] = _figures(cfn, cspecs)
@@ -133,6 +154,11 @@ def main():
                     fig["temp_vs_columns"] = round(fig["temp_bytes"] / columns, 2)
                 if fig["fits"] and base.get("bytes_accessed"):
                     fig["bytes_vs_conv"] = round(fig["bytes_accessed"] / base["bytes_accessed"], 2)
+                if fig.get("while_loops") and not args.no_unchunked:
+                    un = _figures(wfn, specs)
+                    if un["fits"] and base.get("bytes_accessed"):
+                        un["bytes_vs_conv"] = round(un["bytes_accessed"] / base["bytes_accessed"], 2)
+                    fig["unchunked"] = un
                 row[name] = fig
             report["rows"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)

@@ -14,23 +14,37 @@ CUDA kernels in BasicSR and mmcv), transposed to NHWC:
   interpolation. Corners outside the image count as zero, and a sample with
   ``y <= -1``, ``y >= H``, ``x <= -1`` or ``x >= W`` is zero as a whole.
 
-How it is computed. The input is zero-padded by one pixel and viewed as rows
-of ``Cin/G`` channels, one row per (pixel, group). For every output pixel,
-tap and group the four bilinear corners are fetched with four row gathers
-that XLA fuses with the weighting into a single pass writing the sampled
-"columns" ``(N, Ho, Wo, kh*kw*Cin)``; one matmul with the kernel then gives
-the output. Clipped indices plus zeroed weights stand in for bounds checks, so
+How it is computed. Two forms of the same arithmetic; ``impl='auto'`` picks
+one by the platform the program is lowered for (``lax.platform_dependent``).
+
+* ``'gather'`` (CPU, GPU). The input is zero-padded by one pixel and viewed as
+  rows of ``Cin/G`` channels, one row per (pixel, group). For every output
+  pixel, tap and group the four bilinear corners are fetched with four row
+  gathers that XLA fuses with the weighting into a single pass writing the
+  sampled "columns" ``(N, Ho, Wo, kh*kw*Cin)``; one matmul with the kernel
+  then gives the output.
+* ``'packed'`` (TPU). TPU arrays are tiled (8, 128) over their two minor
+  dimensions, so the gather form's intermediates (minor dimension ``Cin/G``,
+  per-corner weights with minor dimension 1) take 16-128x their size, and a
+  TPU gather costs per fetched row. Here one row of a table holds all four
+  corners of a cell, so one gather per (position, tap, group) fetches them,
+  and positions are the minor axis of every per-sample array.
+
+In both, clipped indices plus zeroed weights stand in for bounds checks, so
 no out-of-range index ever reaches a gather (JAX would wrap negative indices
 and fill others with NaN). The integer part of each position is a constant
 for autodiff and the fractional part carries the gradient, so the gradient
 with respect to an offset is the one-sided difference torchvision uses, also
 at exactly integer positions (EDVR starts every offset at 0).
 
-Memory. The largest intermediate is the columns tensor,
-``(N, Ho, Wo, kh*kw*Cin)`` values (the backward pass holds the four corner
-gathers of the same shape). When it would exceed ``max_columns_bytes`` the
-output rows are processed in chunks with ``lax.map``, which bounds memory by
-the chunk and not by the frame.
+Memory. The largest intermediate is the sampled data: the columns tensor,
+``(N, Ho, Wo, kh*kw*Cin)`` values, in the gather form (the backward pass holds
+the four corner gathers of the same shape); the gathered cells, one
+128-lane-padded row per (position, tap, group), held twice (the gather's
+output and its transposition), in the packed form. When it would exceed
+``max_columns_bytes``, counted as the device lays it out, the work is done in
+chunks (of output rows, or of positions) with ``lax.map``, which bounds memory
+by the chunk and not by the frame.
 """
 
 from __future__ import annotations
@@ -301,11 +315,15 @@ def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
 
     The TPU form. Row ``(image, y, x, g)`` of the table holds the four bilinear
     corners ``(y, x), (y, x+1), (y+1, x), (y+1, x+1)`` of group ``g`` (``4*Cin/G``
-    values), so one gather fetches a whole cell; rows are packed ``128 // (4*Cin/G)``
-    to a 128-lane line so the table is not padded. Positions are the minor axis
-    of every per-sample array (offsets, weights, indices, gathered cells, columns),
-    which keeps them lane-dense; the final contraction is one matmul over
-    ``kh*kw*Cin``. The arithmetic is the gather form's, value for value.
+    values), so one gather fetches a whole cell (TPUs gather whole rows; four
+    8-value corner rows cost four times one 32-value cell). Positions are the
+    minor axis of every per-sample array (offsets, weights, indices, gathered
+    cells, columns), which keeps them lane-dense; the final contraction is one
+    matmul over ``kh*kw*Cin``. The arithmetic is the gather form's, value for value.
+
+    Rows are deliberately not packed several to a 128-lane line: a gather of a
+    sub-row slice at a dynamic lane offset is lowered by the TPU compiler to a
+    serial loop of dynamic slices (one per sample).
     """
     n, h, w, cin = x.shape
     kh, kw, _, cout = kernel.shape
@@ -313,13 +331,14 @@ def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     taps, cg, dtype = kh * kw, cin // groups, x.dtype
     width = 4 * cg
-    per = LANES // width if LANES % width == 0 else 1
 
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    cells = jnp.stack([xp[:, a:a + h + 1, b:b + w + 1, :].reshape(n, h + 1, w + 1, groups, cg)
-                       for a in (0, 1) for b in (0, 1)], axis=4)  # (N, H+1, W+1, G, 4, Cg)
-    cells = cells.reshape(-1, width)
-    cells = jnp.pad(cells, ((0, -cells.shape[0] % per), (0, 0))).reshape(-1, per * width)
+    # Built channels-major, (N, G, Cg, H+2, W+2), so that the four shifted copies
+    # are slices along lane-dense axes; one transposition then makes the rows
+    # (stacking them channels-last moves ~2x more bytes on TPU).
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(n, h + 2, w + 2, groups, cg)
+    xp = xp.transpose(0, 3, 4, 1, 2)
+    cells = jnp.stack([xp[..., a:a + h + 1, b:b + w + 1] for a in (0, 1) for b in (0, 1)], axis=2)
+    cells = cells.reshape(n, groups, width, h + 1, w + 1).transpose(0, 3, 4, 1, 2).reshape(-1, width)
 
     pos_dtype = jnp.promote_types(offset.dtype, jnp.float32)
     total = n * ho * wo
@@ -329,7 +348,7 @@ def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
     tap_y = (jnp.repeat(jnp.arange(kh), kw) * dh)[:, None]  # (K, 1)
     tap_x = (jnp.tile(jnp.arange(kw), kh) * dw)[:, None]
     kmat = kernel.reshape(taps * cin, cout).astype(dtype)
-    dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0, 1))
+    dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0,))
 
     def conv_chunk(args):
         o, m, q = args  # (Q, G*K*2), (Q, G*K), (Q,) for Q positions of this chunk
@@ -353,8 +372,7 @@ def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
         row = row.transpose(1, 0, 2)  # (K, G, Q): the kernel's (kh, kw, Cin) order
         wts = jnp.stack([a * b * m for a, b in ((hy, hx), (hy, lx), (ly, hx), (ly, lx))], axis=2)
         wts = wts.transpose(1, 0, 2, 3).astype(dtype)  # (K, G, 4, Q)
-        idx = jnp.stack([row // per, (row % per) * width], axis=-1)
-        got = lax.gather(cells, idx, dnums, slice_sizes=(1, width), mode="promise_in_bounds")
+        got = lax.gather(cells, row[..., None], dnums, slice_sizes=(1, width), mode="promise_in_bounds")
         got = got.reshape(taps, groups, 4, cg, nq)  # (K, G, corner, Cg, Q)
         cols = jnp.sum(got * wts[:, :, :, None, :], axis=2).reshape(taps * cin, nq)
         return jnp.einsum("cq,co->qo", cols, kmat, precision=precision)
