@@ -257,14 +257,13 @@ def test_compiles_for_tpu_with_bounded_temporaries(monkeypatch):
     """AOT compile for one v5e chip (needs libtpu, no TPU): 'auto' must lower the packed form."""
     pytest.importorskip("libtpu")
     monkeypatch.setenv("TPU_SKIP_MDS_QUERY", "1")
-    n, h, w, c, g = 2, 16, 16, 32, 4
+    n, h, w, c, g = 2, 32, 32, 32, 4
     shapes = ((n, h, w, c), (n, h, w, 2 * g * 9), (n, h, w, g * 9), (3, 3, c, c))
     columns = n * h * w * 9 * c * 4
-    figures = {impl: _tpu_figures(lambda *a, impl=impl: deform_conv2d(*a, impl=impl), *shapes)
-               for impl in ("auto", "packed", "gather")}
-    assert figures["auto"] == figures["packed"]
-    temp, bytes_accessed = figures["auto"]
-    # Measured (libtpu 0.0.42): packed 2.52 MiB temp = 2.3x the columns, 21 MB accessed;
-    # gather 14.5 MiB = 12.9x, 129 MB.
-    assert temp <= 3 * columns, (temp, columns)
-    assert bytes_accessed <= 0.25 * figures["gather"][1], (bytes_accessed, figures["gather"][1])
+    temp, bytes_accessed = _tpu_figures(lambda *a: deform_conv2d(*a), *shapes)
+    gather_temp, gather_bytes = _tpu_figures(lambda *a: deform_conv2d(*a, impl="gather"), *shapes)
+    # Measured (libtpu 0.0.42): auto (packed) 0 bytes of HBM temporaries, 205 MB accessed;
+    # the gather form 6.75 MiB (3.0x the 2.25 MiB columns) and 1,843 MB.
+    assert temp <= columns, (temp, columns)
+    assert gather_temp > columns  # the bound separates the two forms
+    assert bytes_accessed <= 0.25 * gather_bytes, (bytes_accessed, gather_bytes)
