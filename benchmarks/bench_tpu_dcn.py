@@ -1,8 +1,8 @@
 """deform_conv2d compiled for a TPU chip (no TPU needed): the TPU compiler's figures, as JSON.
 
-    TPU_SKIP_MDS_QUERY=1 python benchmarks/bench_tpu_dcn.py            # EDVR shapes, every impl
+    TPU_SKIP_MDS_QUERY=1 python benchmarks/bench_tpu_dcn.py            # EDVR shapes, impl=auto
     TPU_SKIP_MDS_QUERY=1 python benchmarks/bench_tpu_dcn.py --small    # the 64x64 shapes only
-    ... --impl tpu --topology v5p:2x2x1
+    ... --impl packed --impl gather --topology v5p:2x2x1
 
 Needs libtpu (``pip install "jax[tpu]==<jax version>"``). Every program is compiled
 for ONE chip of the topology (a single-device sharding), so the figures are per chip.
@@ -19,8 +19,7 @@ with respect to x, offset, mask and kernel, cotangent given as an input):
   ONCE in ``bytes_accessed``, so a chunked (``lax.map``) program's figure is one
   chunk's; the ``unchunked`` entry is the same program compiled with
   ``max_columns_bytes`` unbounded (when it fits and has no loop), whose bytes are the
-  whole traffic; ``bytes_accessed_upper_bound`` multiplies the figure by the largest
-  loop trip count.
+  whole traffic.
 
 A program that does not fit fails to compile with RESOURCE_EXHAUSTED; its row then has
 ``fits: false``, the message's first line, and the temporaries the compiler reported.
@@ -37,9 +36,6 @@ import time
 SHAPES = [(4, 64, 64, 64), (4, 64, 64, 128), (4, 180, 320, 64)]
 GROUPS = 8
 _SIZE = re.compile(r"HLO temporaries \(([\d.]+)([KMGT]?)\)")
-# lax.map's loop carries the stacked chunks: the leading dimension of its first
-# array is the trip count.
-_TRIPS = re.compile(r"= \(s32\[\][^,]*, \w+\[(\d+),")
 _UNIT = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -60,8 +56,6 @@ def _figures(fn, specs):
     mem, cost = compiled.memory_analysis(), compiled.cost_analysis()
     hlo = compiled.as_text()
     loops = hlo.count(" while(")
-    trips = max([int(m.group(1)) for line in hlo.splitlines() if " while(" in line
-                 for m in [_TRIPS.search(line)] if m] or [0])
     if isinstance(cost, list):  # older jax returns one dict per program
         cost = cost[0]
     return {"fits": True, "temp_bytes": int(mem.temp_size_in_bytes),
@@ -69,9 +63,7 @@ def _figures(fn, specs):
             "output_bytes": int(mem.output_size_in_bytes),
             "bytes_accessed": float(cost.get("bytes accessed", -1)),
             "flops": float(cost.get("flops", -1)), "compile_s": round(seconds, 2),
-            "while_loops": loops, "max_trip_count": trips,
-            # Every loop body counted `trips` times: an upper bound of the real traffic.
-            "bytes_accessed_upper_bound": float(cost.get("bytes accessed", -1)) * max(trips, 1)}
+            "while_loops": loops}
 
 
 def _programs(impl, precision, max_columns_bytes=None):
