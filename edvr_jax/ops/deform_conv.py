@@ -161,9 +161,10 @@ def deform_conv2d(
       kernel: ``(kh, kw, Cin, Cout)``.
       bias: optional ``(Cout,)``.
       stride, padding, dilation: an int or an ``(h, w)`` pair.
-      max_columns_bytes: bound on the sampled-columns intermediate
-        ``(N, Ho, Wo, kh*kw*Cin)``; above it the output rows are computed in
-        chunks. Defaults to ``DEFAULT_MAX_COLUMNS_BYTES``.
+      max_columns_bytes: bound, in bytes as the device allocates them, on the
+        sampled intermediate (see Memory in the module docstring); above it the
+        work is done in chunks. Defaults to ``DEFAULT_MAX_COLUMNS_BYTES`` for the
+        gather form and ``DEFAULT_TPU_MAX_COLUMNS_BYTES`` for the packed form.
       precision: matmul precision for the final contraction (``None`` follows
         ``jax_default_matmul_precision``; use ``'highest'`` on TPU for float32
         equivalence with PyTorch).
