@@ -14,23 +14,37 @@ CUDA kernels in BasicSR and mmcv), transposed to NHWC:
   interpolation. Corners outside the image count as zero, and a sample with
   ``y <= -1``, ``y >= H``, ``x <= -1`` or ``x >= W`` is zero as a whole.
 
-How it is computed. The input is zero-padded by one pixel and viewed as rows
-of ``Cin/G`` channels, one row per (pixel, group). For every output pixel,
-tap and group the four bilinear corners are fetched with four row gathers
-that XLA fuses with the weighting into a single pass writing the sampled
-"columns" ``(N, Ho, Wo, kh*kw*Cin)``; one matmul with the kernel then gives
-the output. Clipped indices plus zeroed weights stand in for bounds checks, so
+How it is computed. Two forms of the same arithmetic; ``impl='auto'`` picks
+one by the platform the program is lowered for (``lax.platform_dependent``).
+
+* ``'gather'`` (CPU, GPU). The input is zero-padded by one pixel and viewed as
+  rows of ``Cin/G`` channels, one row per (pixel, group). For every output
+  pixel, tap and group the four bilinear corners are fetched with four row
+  gathers that XLA fuses with the weighting into a single pass writing the
+  sampled "columns" ``(N, Ho, Wo, kh*kw*Cin)``; one matmul with the kernel
+  then gives the output.
+* ``'packed'`` (TPU). TPU arrays are tiled (8, 128) over their two minor
+  dimensions, so the gather form's intermediates (minor dimension ``Cin/G``,
+  per-corner weights with minor dimension 1) take 16-128x their size, and a
+  TPU gather costs per fetched row. Here one row of a table holds all four
+  corners of a cell, so one gather per (position, tap, group) fetches them,
+  and positions are the minor axis of every per-sample array.
+
+In both, clipped indices plus zeroed weights stand in for bounds checks, so
 no out-of-range index ever reaches a gather (JAX would wrap negative indices
 and fill others with NaN). The integer part of each position is a constant
 for autodiff and the fractional part carries the gradient, so the gradient
 with respect to an offset is the one-sided difference torchvision uses, also
 at exactly integer positions (EDVR starts every offset at 0).
 
-Memory. The largest intermediate is the columns tensor,
-``(N, Ho, Wo, kh*kw*Cin)`` values (the backward pass holds the four corner
-gathers of the same shape). When it would exceed ``max_columns_bytes`` the
-output rows are processed in chunks with ``lax.map``, which bounds memory by
-the chunk and not by the frame.
+Memory. The largest intermediate is the sampled data: the columns tensor,
+``(N, Ho, Wo, kh*kw*Cin)`` values, in the gather form (the backward pass holds
+the four corner gathers of the same shape); the gathered cells, one
+128-lane-padded row per (position, tap, group), held twice (the gather's
+output and its transposition), in the packed form. When it would exceed
+``max_columns_bytes``, counted as the device lays it out, the work is done in
+chunks (of output rows, or of positions) with ``lax.map``, which bounds memory
+by the chunk and not by the frame.
 """
 
 from __future__ import annotations
@@ -42,12 +56,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["deform_conv2d", "DEFAULT_MAX_COLUMNS_BYTES"]
+__all__ = ["deform_conv2d", "DEFAULT_MAX_COLUMNS_BYTES", "DEFAULT_TPU_MAX_COLUMNS_BYTES"]
 
 # The columns tensor of one call is kept under this size (bytes); larger
 # calls are chunked over output rows. 512 MiB keeps EDVR-L inference at
 # 180x320 input well inside 8 GB while leaving training crops unchunked.
 DEFAULT_MAX_COLUMNS_BYTES = 512 * 2**20
+# The TPU form counts its gathered rows as the device lays them out (minor
+# dimension padded to 128 lanes) and runs in chunks of at most this many bytes:
+# at EDVR's training crops this keeps the temporaries near 4x the dense columns.
+DEFAULT_TPU_MAX_COLUMNS_BYTES = 128 * 2**20
+LANES = 128
 
 IntPair = int | Sequence[int]
 
@@ -130,6 +149,7 @@ def deform_conv2d(
     dilation: IntPair = 1,
     max_columns_bytes: int | None = None,
     precision: lax.PrecisionLike = None,
+    impl: str = "auto",
 ) -> jax.Array:
     """Modulated deformable 2-D convolution, torchvision semantics, NHWC.
 
@@ -141,12 +161,18 @@ def deform_conv2d(
       kernel: ``(kh, kw, Cin, Cout)``.
       bias: optional ``(Cout,)``.
       stride, padding, dilation: an int or an ``(h, w)`` pair.
-      max_columns_bytes: bound on the sampled-columns intermediate
-        ``(N, Ho, Wo, kh*kw*Cin)``; above it the output rows are computed in
-        chunks. Defaults to ``DEFAULT_MAX_COLUMNS_BYTES``.
+      max_columns_bytes: bound, in bytes as the device allocates them, on the
+        sampled intermediate (see Memory in the module docstring); above it the
+        work is done in chunks. Defaults to ``DEFAULT_MAX_COLUMNS_BYTES`` for the
+        gather form and ``DEFAULT_TPU_MAX_COLUMNS_BYTES`` for the packed form.
       precision: matmul precision for the final contraction (``None`` follows
         ``jax_default_matmul_precision``; use ``'highest'`` on TPU for float32
         equivalence with PyTorch).
+      impl: ``'auto'`` (default) lowers ``'packed'`` for TPU and ``'gather'``
+        elsewhere, decided by the platform the program is lowered for (so an
+        ahead-of-time compile for a TPU topology on a CPU host gets the TPU
+        form). Both compute the same function with the same gradients; forcing
+        one is for tests and benchmarks.
 
     Returns:
       ``(N, Ho, Wo, Cout)`` in the dtype of ``x``. Sampling positions and
@@ -155,6 +181,29 @@ def deform_conv2d(
     stride_, padding_, dilation_ = (
         _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
     groups, ho, wo = _check_shapes(x, offset, mask, kernel, bias, stride_, padding_, dilation_)
+    if impl not in _IMPLS:
+        raise ValueError(f"deform_conv2d: impl must be one of {sorted(_IMPLS)}, got {impl!r}")
+    conf = dict(groups=groups, out_hw=(ho, wo), stride=stride_, padding=padding_, dilation=dilation_,
+                max_columns_bytes=max_columns_bytes, precision=precision)
+    if impl == "auto":
+        # Decided when lowering, not by jax.default_backend(): an AOT compile for
+        # a TPU topology from a CPU host must get the TPU form.
+        out = lax.platform_dependent(
+            x, offset, mask, kernel,
+            tpu=lambda *a: _deform_packed(*a, **conf),
+            default=lambda *a: _deform_gather(*a, **conf))
+    else:
+        out = _IMPLS[impl](x, offset, mask, kernel, **conf)
+    if bias is not None:
+        out = out + bias.astype(x.dtype)
+    return out
+
+
+def _deform_gather(x, offset, mask, kernel, *, groups, out_hw, stride, padding, dilation,
+                   max_columns_bytes, precision):
+    """Four row gathers per sample, channels last: the fast form on CPU."""
+    stride_, padding_, dilation_ = stride, padding, dilation
+    ho, wo = out_hw
     n, h, w, cin = x.shape
     kh, kw, _, cout = kernel.shape
     taps = kh * kw
@@ -173,7 +222,6 @@ def deform_conv2d(
         msk = jnp.ones((n * ho, wo, groups, taps), pos_dtype)
     else:
         msk = mask.astype(pos_dtype).reshape(n * ho, wo, groups, taps)
-    row_ids = jnp.arange(n * ho, dtype=jnp.int32)
 
     sample = _make_sampler(rows, in_hw=(h, w), out_hw=(ho, wo), kernel_hw=(kh, kw),
                            groups=groups, stride=stride_, padding=padding_,
@@ -186,29 +234,31 @@ def deform_conv2d(
         cols = cols.reshape(cols.shape[0], wo, taps * cin)
         return jnp.einsum("rwc,co->rwo", cols, kmat, precision=precision)
 
-    itemsize = jnp.dtype(dtype).itemsize
+    # On CPU the arrays are dense: the columns are what is allocated.
+    bytes_per_row = wo * taps * cin * jnp.dtype(dtype).itemsize
     budget = DEFAULT_MAX_COLUMNS_BYTES if max_columns_bytes is None else int(max_columns_bytes)
-    bytes_per_row = wo * taps * cin * itemsize
-    total_rows = n * ho
-    rows_per_chunk = max(1, min(total_rows, budget // max(bytes_per_row, 1)))
-    if rows_per_chunk >= total_rows:
-        out = conv_chunk((off, msk, row_ids))
-    else:
-        n_chunks = math.ceil(total_rows / rows_per_chunk)
-        pad = n_chunks * rows_per_chunk - total_rows
+    out = _chunked(conv_chunk, (off, msk), n * ho, max(1, budget // max(bytes_per_row, 1)))
+    return out.reshape(n, ho, wo, cout)
 
-        def split(a):
-            a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1))
-            return a.reshape((n_chunks, rows_per_chunk) + a.shape[1:])
 
-        # Padding rows get ids past the end; their mask is 0 so they sample nothing.
-        ids = jnp.arange(n_chunks * rows_per_chunk, dtype=jnp.int32)
-        out = lax.map(conv_chunk, (split(off), split(msk), ids.reshape(n_chunks, -1)))
-        out = out.reshape(-1, wo, cout)[:total_rows]
-    out = out.reshape(n, ho, wo, cout)
-    if bias is not None:
-        out = out + bias.astype(dtype)
-    return out
+def _chunked(fn, arrays, total, per_chunk):
+    """fn((*arrays, ids)) over the leading axis (length ``total``), ``per_chunk`` at a time.
+
+    Chunks run one after another under ``lax.map``; padding entries get ids past
+    the end, which the samplers give zero weight."""
+    ids = jnp.arange(total, dtype=jnp.int32)
+    if per_chunk >= total:
+        return fn((*arrays, ids))
+    n_chunks = math.ceil(total / per_chunk)
+    pad = n_chunks * per_chunk - total
+
+    def split(a):
+        a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1))
+        return a.reshape((n_chunks, per_chunk) + a.shape[1:])
+
+    ids = jnp.arange(n_chunks * per_chunk, dtype=jnp.int32).reshape(n_chunks, per_chunk)
+    out = lax.map(fn, (*(split(a) for a in arrays), ids))
+    return out.reshape((-1,) + out.shape[2:])[:total]
 
 
 def _make_sampler(rows, *, in_hw, out_hw, kernel_hw, groups, stride, padding, dilation, dtype):
@@ -258,3 +308,83 @@ def _make_sampler(rows, *, in_hw, out_hw, kernel_hw, groups, stride, padding, di
                 + take(base + wp * groups) * wts[2] + take(base + wp * groups + groups) * wts[3])
 
     return sample
+
+
+def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, dilation,
+                   max_columns_bytes, precision):
+    """One gather per sample from a corner-packed, lane-dense table; positions minor.
+
+    The TPU form. Row ``(image, y, x, g)`` of the table holds the four bilinear
+    corners ``(y, x), (y, x+1), (y+1, x), (y+1, x+1)`` of group ``g`` (``4*Cin/G``
+    values), so one gather fetches a whole cell (TPUs gather whole rows; four
+    8-value corner rows cost four times one 32-value cell). Positions are the
+    minor axis of every per-sample array (offsets, weights, indices, gathered
+    cells, columns), which keeps them lane-dense; the final contraction is one
+    matmul over ``kh*kw*Cin``. The arithmetic is the gather form's, value for value.
+
+    Rows are deliberately not packed several to a 128-lane line: a gather of a
+    sub-row slice at a dynamic lane offset is lowered by the TPU compiler to a
+    serial loop of dynamic slices (one per sample).
+    """
+    n, h, w, cin = x.shape
+    kh, kw, _, cout = kernel.shape
+    ho, wo = out_hw
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    taps, cg, dtype = kh * kw, cin // groups, x.dtype
+    width = 4 * cg
+
+    # Built channels-major, (N, G, Cg, H+2, W+2), so that the four shifted copies
+    # are slices along lane-dense axes; one transposition then makes the rows
+    # (stacking them channels-last moves ~2x more bytes on TPU).
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(n, h + 2, w + 2, groups, cg)
+    xp = xp.transpose(0, 3, 4, 1, 2)
+    cells = jnp.stack([xp[..., a:a + h + 1, b:b + w + 1] for a in (0, 1) for b in (0, 1)], axis=2)
+    cells = cells.reshape(n, groups, width, h + 1, w + 1).transpose(0, 3, 4, 1, 2).reshape(-1, width)
+
+    pos_dtype = jnp.promote_types(offset.dtype, jnp.float32)
+    total = n * ho * wo
+    off = offset.astype(pos_dtype).reshape(total, groups * taps * 2)
+    msk = (jnp.ones((total, groups * taps), pos_dtype) if mask is None
+           else mask.astype(pos_dtype).reshape(total, groups * taps))
+    tap_y = (jnp.repeat(jnp.arange(kh), kw) * dh)[:, None]  # (K, 1)
+    tap_x = (jnp.tile(jnp.arange(kw), kh) * dw)[:, None]
+    kmat = kernel.reshape(taps * cin, cout).astype(dtype)
+    dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0,))
+
+    def conv_chunk(args):
+        o, m, q = args  # (Q, G*K*2), (Q, G*K), (Q,) for Q positions of this chunk
+        nq = q.shape[0]
+        o = o.T.reshape(groups, taps, 2, nq)
+        m = m.T.reshape(groups, taps, nq)
+        img, r = q // (ho * wo), q % (ho * wo)
+        py = ((r // wo) * sh - ph + tap_y).astype(pos_dtype) + o[:, :, 0]  # (G, K, Q)
+        px = ((r % wo) * sw - pw + tap_x).astype(pos_dtype) + o[:, :, 1]
+        y0 = lax.stop_gradient(jnp.floor(py))
+        x0 = lax.stop_gradient(jnp.floor(px))
+        ly, lx = py - y0, px - x0
+        hy, hx = 1.0 - ly, 1.0 - lx
+        # Same cell rule as the gather form: top-left corner in [-1, H-1] x [-1, W-1].
+        inside = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1) & (img < n)
+        m = jnp.where(inside, m, 0.0)
+        yi = jnp.clip(y0.astype(jnp.int32), -1, h - 1) + 1
+        xi = jnp.clip(x0.astype(jnp.int32), -1, w - 1) + 1
+        grp = jnp.arange(groups, dtype=jnp.int32)[:, None, None]
+        row = ((jnp.minimum(img, n - 1) * (h + 1) + yi) * (w + 1) + xi) * groups + grp
+        row = row.transpose(1, 0, 2)  # (K, G, Q): the kernel's (kh, kw, Cin) order
+        wts = jnp.stack([a * b * m for a, b in ((hy, hx), (hy, lx), (ly, hx), (ly, lx))], axis=2)
+        wts = wts.transpose(1, 0, 2, 3).astype(dtype)  # (K, G, 4, Q)
+        got = lax.gather(cells, row[..., None], dnums, slice_sizes=(1, width), mode="promise_in_bounds")
+        got = got.reshape(taps, groups, 4, cg, nq)  # (K, G, corner, Cg, Q)
+        cols = jnp.sum(got * wts[:, :, :, None, :], axis=2).reshape(taps * cin, nq)
+        return jnp.einsum("cq,co->qo", cols, kmat, precision=precision)
+
+    # What the device allocates per position: every gathered cell padded to whole
+    # 128-lane lines, and once more for its transposition to positions-minor.
+    lines = -(-width // LANES)
+    bytes_per_pos = 2 * taps * groups * lines * LANES * jnp.dtype(dtype).itemsize
+    budget = DEFAULT_TPU_MAX_COLUMNS_BYTES if max_columns_bytes is None else int(max_columns_bytes)
+    out = _chunked(conv_chunk, (off, msk), total, max(1, budget // bytes_per_pos))
+    return out.reshape(n, ho, wo, cout)
+
+
+_IMPLS = {"auto": None, "gather": _deform_gather, "packed": _deform_packed}
