@@ -146,7 +146,10 @@ def test_kill_at_4_points_and_a_full_disk_then_resume_loses_nothing(tmp_path, ba
             assert steps, point
             assert_bit_identical(state_at(wd, steps[-1]), state_at(baseline, steps[-1]),
                                  f"latest checkpoint after kill@{point}:{step}")
-        assert latest_before[1:] == [[2], [2, 4], [2, 4, 6]], latest_before
+        # The kill in the middle of step 5 may come before the asynchronous save of 4 is
+        # complete: then 2 is still the latest, and the restart resumes from it (checked above).
+        assert latest_before[1] == [2] and latest_before[2] in ([2], [2, 4]), latest_before
+        assert latest_before[3] == [2, 4, 6], latest_before
         assert not (wd / "export").exists(), "killed before the export"
         code, err = train(wd)
         assert code == 0, err
