@@ -14,12 +14,28 @@ CACHE = ROOT / ".jax_cache"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests compile many small programs and run each a few times: XLA's optimisation passes
+# cost far more than they save (the training-step tests run 3-4x faster without them, the
+# same results within every tolerance). Tests that measure what XLA allocates opt back
+# in with the `optimized_xla` fixture; EDVR_JAX_TEST_OPTIMIZED=1 compiles everything
+# optimised, as users' programs are.
+if os.environ.get("EDVR_JAX_TEST_OPTIMIZED", "") in ("", "0"):
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 sys.path.insert(0, str(ROOT / "tests"))
 
 import jax  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", str(CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@pytest.fixture(scope="module")
+def optimized_xla():
+    """XLA's full optimisation for the tests of a module (memory and traffic figures)."""
+    old = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,9 @@ from jax.test_util import check_grads
 
 from edvr_jax.ops import deform_conv2d
 
+# The operator's exactness and memory tests run on optimised XLA programs, as users' do.
+pytestmark = pytest.mark.usefixtures("optimized_xla")
+
 # Both forms run on every platform; "auto" picks one by the platform lowered for.
 IMPLS = ["gather", "packed"]
 

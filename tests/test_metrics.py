@@ -20,6 +20,10 @@ from edvr_jax.evaluate import (
 )
 from edvr_jax.evaluate.metrics import _luma
 
+# The jitted float32 metrics are compared with BasicSR on the optimised XLA programs users run
+# (unoptimised, the float32 SSIM sums in another order: 7e-5 dB off on one case).
+pytestmark = pytest.mark.usefixtures("optimized_xla")
+
 REF = np.load(pathlib.Path(__file__).parent / "data" / "metrics_basicsr.npz")
 CROPS, YS = (0, 4), (False, True)
 # Every stored pair, including the "hidden/" ones drawn from a seed never inspected.
