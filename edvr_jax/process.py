@@ -12,21 +12,33 @@ first (``edvr_jax.errors.run_cli`` does it), before TensorFlow or JAX is importe
   read, TensorStore callbacks still pending reach an asyncio loop orbax has closed, and
   Python would print each as an unraisable ``RuntimeError: Event loop is closed``.
 
+``interrupt_once()`` (entered by ``run_cli`` around the tool's work) makes the first Ctrl-C
+raise ``KeyboardInterrupt`` as usual and ignores every later one, and SIGINT is ignored
+from the moment the interpreter starts exiting: cleaning up after a Ctrl-C (removing a
+partial output) and JAX's exit hooks (``clear_backends``) are not cut short by a second
+Ctrl-C, which would print a traceback. The previous handler is restored when the tool's
+work ends without a Ctrl-C (so in-process callers, e.g. tests, keep theirs).
+
 Hiding GPUs from TensorFlow (so that it reserves no accelerator memory JAX needs) is done
 where a tf.data pipeline is built (``edvr_jax.data.hide_accelerators_from_tf``), not here.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 
-__all__ = ["configure_tool_process"]
+__all__ = ["configure_tool_process", "interrupt_once"]
 
 _QUIET = {"absl": logging.CRITICAL, "orbax": logging.CRITICAL, "asyncio": logging.CRITICAL,
           "tensorflow": logging.ERROR, "jax._src": logging.ERROR}
 _configured = False
+_exit_hook = False
 
 
 def _drop_closed_loop_noise(hook):
@@ -51,3 +63,30 @@ def configure_tool_process() -> None:
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(level)
     sys.unraisablehook = _drop_closed_loop_noise(sys.unraisablehook)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _raise_once(signum, frame):
+    _ignore_sigint()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_once():
+    """See the module docstring. Does nothing outside the main thread."""
+    global _exit_hook
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _raise_once)
+    try:
+        yield
+    finally:
+        if not _exit_hook:  # after the tool's work imported JAX, so it runs before JAX's hooks
+            _exit_hook = True
+            atexit.register(_ignore_sigint)
+        if signal.getsignal(signal.SIGINT) is _raise_once:  # not interrupted
+            signal.signal(signal.SIGINT, previous)

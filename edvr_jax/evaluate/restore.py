@@ -22,7 +22,7 @@ import collections
 import os
 import sys
 
-from edvr_jax.errors import run_cli
+from edvr_jax.errors import Interrupted, run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
 from edvr_jax.evaluate.video_io import RestoreError, is_video_path
 from edvr_jax.zoo import check, resolve
@@ -117,8 +117,10 @@ def run(args: argparse.Namespace, echo=print) -> dict:
     from edvr_jax.evaluate.stream import make_stages, restore_stream
     from edvr_jax.evaluate.video_io import FolderSink, VideoSink, open_source
     from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
+    from edvr_jax.outputs import replacing_file, replacing_folder
 
     source = open_source(args.input)
+    count = 0
     try:
         kind = _check_output(args.output, args.overwrite)
         checkpoint = resolve(args.checkpoint, progress=not args.no_progress)
@@ -159,24 +161,34 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         first: list = []  # the first frame's shape
         bar = tqdm(total=source.num_frames, unit="frame", disable=args.no_progress,
                    dynamic_ncols=True, desc="restore")
-        start, count = time.perf_counter(), 0
-        try:
-            for out in _refusing_nonfinite(restore_stream(frames(), stages, paddings, total=None),
-                                           args.input, meta, len(stages)):
-                info = meta.popleft()
-                if sink is None:
-                    for note in source.notes:
-                        echo(f"note: {note}")
-                    sink = (VideoSink(args.output, source, out.shape[1], out.shape[0], args.crf)
-                            if kind == "video" else FolderSink(args.output))
-                    for packet in pending_audio:
-                        sink.audio(packet)
-                    pending_audio.clear()
-                sink.write(out, info)
-                count += 1
-                bar.update(1)
-        finally:
-            bar.close()
+        start = time.perf_counter()
+        # Written under a hidden temporary name and renamed into place at the end: an
+        # error or Ctrl-C leaves nothing at OUTPUT (edvr_jax.outputs).
+        target = (replacing_file(args.output) if kind == "video"
+                  else replacing_folder(args.output, merge=True))
+        with target as tmp:
+            try:
+                for out in _refusing_nonfinite(
+                        restore_stream(frames(), stages, paddings, total=None),
+                        args.input, meta, len(stages)):
+                    info = meta.popleft()
+                    if sink is None:
+                        for note in source.notes:
+                            echo(f"note: {note}")
+                        sink = (VideoSink(tmp, source, out.shape[1], out.shape[0], args.crf)
+                                if kind == "video" else FolderSink(tmp))
+                        for packet in pending_audio:
+                            sink.audio(packet)
+                        pending_audio.clear()
+                    sink.write(out, info)
+                    count += 1
+                    bar.update(1)
+            except BaseException:
+                if sink is not None:
+                    sink.abort()
+                raise
+            finally:
+                bar.close()
             if sink is not None:
                 sink.close()
         seconds = time.perf_counter() - start
@@ -188,6 +200,10 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         echo(f"wrote {count} frames to {args.output} in {seconds:.1f} s "
              f"({count / seconds:.2f} frames/s)")
         return {"frames": count, "seconds": seconds, "notes": list(source.notes), "kind": kind}
+    except KeyboardInterrupt:
+        total = source.num_frames
+        raise Interrupted(f"after {count}{f' of {total}' if total else ''} frames; nothing "
+                          f"was written") from None
     finally:
         source.close()
 

@@ -212,6 +212,9 @@ class FolderSink:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
 
 class VideoSink:
     """H.264 video with the source's timing; the source's audio packets copied through."""
@@ -264,3 +267,10 @@ class VideoSink:
         for packet in self.stream.encode(None):
             self._mux(packet)
         self.container.close()
+
+    def abort(self) -> None:
+        """Closes the file without flushing the encoder (after an error or Ctrl-C)."""
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - the file is removed anyway
+            pass

@@ -1,0 +1,106 @@
+"""The tools as a user runs them (subprocesses): Ctrl-C, playable videos, edvr-convert's
+directions and file modes, edvr-eval."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import eval_trees
+import pytest
+from conftest import DATA, ROOT
+from PIL import Image
+
+EDVR = DATA / "edvr"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def tool(module, *args, **kw):
+    return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+# TensorFlow's start-up lines, printed when TensorFlow and JAX share a process whatever
+# TF_CPP_MIN_LOG_LEVEL says (issue 16, item 1, is about them); everything else is the tool's.
+TF_NOISE = ("WARNING: All log messages before absl::InitializeLog()", "port.cc:153] oneDNN")
+
+
+def stderr_lines(err):
+    return [ln for ln in err.strip().splitlines() if ln and not any(n in ln for n in TF_NOISE)]
+
+
+def frame_folder(path, n, hw=(32, 32), seed=3):
+    path.mkdir()
+    for i, f in enumerate(eval_trees.scene(seed, n, hw)):
+        Image.fromarray(f).save(path / f"{i:03d}.png")
+    return path
+
+
+def interrupt_when(proc, ready, timeout=60):
+    """Sends SIGINT once ``ready()`` holds; returns (returncode, stdout, stderr)."""
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def partials(folder):
+    return [n for n in os.listdir(folder) if ".partial-" in n]
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_in_restore_leaves_nothing_and_says_so_in_one_line(tmp_path):
+    src = frame_folder(tmp_path / "frames", 8)
+    out = tmp_path / "out"
+    args = (src, out, "--checkpoint", EDVR / "sr_tsa.pth", "--no-progress")
+    proc = tool("edvr_jax.evaluate.restore", *args)
+    tmp = tmp_path / f".out.partial-{proc.pid}"
+
+    def writing():  # the first restored frame is in the temporary folder
+        return tmp.is_dir() and any(n.endswith(".png") for n in os.listdir(tmp))
+
+    code, _, err = interrupt_when(proc, writing)
+    assert code == 130, err
+    lines = stderr_lines(err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("edvr-restore: interrupted after ")
+    assert lines[0].endswith(" of 8 frames; nothing was written"), lines[0]
+    assert not out.exists() and partials(tmp_path) == []
+    # The same command again (no --overwrite) is not refused, and writes every frame.
+    proc = tool("edvr_jax.evaluate.restore", *args)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert sorted(os.listdir(out)) == [f"{i:03d}.png" for i in range(8)]
+    assert partials(tmp_path) == []
+
+
+def test_ctrl_c_twice_in_restore_to_video(tmp_path):
+    """A second SIGINT while the first is being handled (and while exiting) changes nothing:
+    no traceback, exit 130, no video at OUTPUT nor a partial one."""
+    av = pytest.importorskip("av")
+    del av
+    src = frame_folder(tmp_path / "frames", 8)
+    out = tmp_path / "out.mp4"
+    proc = tool("edvr_jax.evaluate.restore", src, out, "--checkpoint", EDVR / "sr_tsa.pth",
+                "--no-progress")
+    tmp = tmp_path / f".out.partial-{proc.pid}.mp4"
+    deadline = time.monotonic() + 60
+    while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = stderr_lines(err)
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("edvr-restore: interrupted after ")
+    assert not out.exists() and partials(tmp_path) == []
