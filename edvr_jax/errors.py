@@ -26,7 +26,8 @@ class UserError(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with what had been done; ``str(error)`` completes the line ``<tool>:
-    interrupted ...``, e.g. ``after 18 of 40 frames; nothing was written``."""
+    interrupted ...``, e.g. ``after 18 of 40 frames; nothing was written`` or ``; nothing
+    was written``."""
 
 
 def run_cli(tool: str, main_fn: Callable[[], int | None], *, exit_code: int = 2,
@@ -48,6 +49,7 @@ def run_cli(tool: str, main_fn: Callable[[], int | None], *, exit_code: int = 2,
             return exit_code
         except KeyboardInterrupt as e:
             detail = str(e) if isinstance(e, Interrupted) else ""
-            print(f"{tool}: interrupted" + (f" {detail}" if detail else ""), file=sys.stderr)
+            sep = "" if not detail or detail[0] in ";,:" else " "
+            print(f"{tool}: interrupted{sep}{detail}", file=sys.stderr)
             return EXIT_INTERRUPTED
     return 0 if status is None else status

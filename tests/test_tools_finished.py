@@ -104,3 +104,62 @@ def test_ctrl_c_twice_in_restore_to_video(tmp_path):
     assert "Traceback" not in err and len(lines) == 1, err
     assert lines[0].startswith("edvr-restore: interrupted after ")
     assert not out.exists() and partials(tmp_path) == []
+
+
+def folder_dataset(root, n=10, clips=("a", "b")):
+    """The ``folder`` layout: GT/<clip>/ and x4 LQ/<clip>/."""
+    for k, clip in enumerate(clips):
+        for sub in ("GT", "LQ"):
+            (root / sub / clip).mkdir(parents=True)
+        for i, gt in enumerate(eval_trees.scene(20 + k, n, (128, 128))):
+            Image.fromarray(gt).save(root / "GT" / clip / f"{i:03d}.png")
+            Image.fromarray(eval_trees.downsample4(gt)).save(root / "LQ" / clip / f"{i:03d}.png")
+    return root
+
+
+def test_ctrl_c_in_edvr_eval_leaves_no_images_nor_json(tmp_path):
+    root = folder_dataset(tmp_path / "data")
+    images, out = tmp_path / "images", tmp_path / "r.json"
+    proc = tool("edvr_jax.evaluate.cli", "--checkpoint", EDVR / "sr_tsa.pth", "--dataset",
+                "folder", "--data-root", root, "--save_images", images, "--out", out,
+                "--batch", "1", "--no-progress")
+    tmp = tmp_path / f".images.partial-{proc.pid}"
+
+    def writing():
+        return tmp.is_dir() and any(f.endswith(".png") for _, _, fs in os.walk(tmp) for f in fs)
+
+    code, _, err = interrupt_when(proc, writing)
+    assert code == 130, err
+    assert stderr_lines(err) == ["edvr-eval: interrupted; nothing was written"], err
+    assert not images.exists() and not out.exists() and partials(tmp_path) == []
+
+
+def test_edvr_eval_is_installed_and_takes_both_spellings(tmp_path, capsys):
+    import tomllib
+
+    from entry_points import load_eval_py
+
+    from edvr_jax.evaluate.cli import build_parser
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["edvr-eval"] == "edvr_jax.evaluate.cli:main"
+    nowhere = tmp_path / "nowhere"
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.evaluate.cli", "--checkpoint",
+                           EDVR / "sr_tsa.pth", "--dataset", "folder", "--data_root", nowhere],
+                          env=ENV, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert stderr_lines(proc.stderr) == [
+        f"edvr-eval: error: data root {nowhere} does not exist or is not a folder"], proc.stderr
+    base = ["--checkpoint", "c", "--dataset", "vid4"]
+    hyphens = build_parser().parse_args(base + ["--data-root", "d", "--save-images", "i",
+                                                "--crop-border", "2", "--no-y-channel"])
+    underscores = build_parser().parse_args(base + ["--data_root", "d", "--save_images", "i",
+                                                    "--crop_border", "2", "--no-y_channel"])
+    assert vars(hyphens) == vars(underscores)
+    assert (hyphens.data_root, hyphens.crop_border, hyphens.y_channel) == ("d", 2, False)
+    assert "--data-root" in build_parser().format_help()
+    # python eval.py is the same tool under its own name.
+    real = ["--checkpoint", str(EDVR / "sr_tsa.pth"), "--dataset", "vid4"]
+    assert load_eval_py().main(real + ["--data-root", str(nowhere)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"eval.py: error: data root {nowhere} does not exist or is not a folder")
