@@ -8,6 +8,7 @@ import sys
 import time
 
 import eval_trees
+import numpy as np
 import pytest
 from conftest import DATA, ROOT
 from PIL import Image
@@ -163,3 +164,32 @@ def test_edvr_eval_is_installed_and_takes_both_spellings(tmp_path, capsys):
     assert load_eval_py().main(real + ["--data-root", str(nowhere)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"eval.py: error: data root {nowhere} does not exist or is not a folder")
+
+
+# ----------------------------------------------------------------------------- playable videos
+
+
+def test_odd_size_video_is_yuv420p_padded_by_edge_replication(tmp_path):
+    """45x31 through a deblurring (x1) model: 4:2:0 H.264 (Main/High, not High 4:4:4), 46x32,
+    the extra column and row copies of the last ones, and one note line saying so."""
+    av = pytest.importorskip("av")
+    src = frame_folder(tmp_path / "frames", 5, hw=(31, 45))
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.evaluate.restore", src, out,
+                           "--checkpoint", EDVR / "deblur.pth", "--no-progress"],
+                          env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("note: ")]
+    assert notes == ["note: the restored frames are 45x31; yuv420p video needs even sizes, so "
+                     "the video is 46x32 with the last column and row repeated (--pix-fmt "
+                     "yuv444p keeps 45x31)"], proc.stdout
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.pix_fmt, v.width, v.height) == ("yuv420p", 46, 32)
+        assert "4:4:4" not in (v.codec_context.profile or "")
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(frames) == 5
+    for f in frames:  # the default crf 18: the padding survives up to compression
+        pad = max(np.abs(f[:, 45] - f[:, 44]).mean(), np.abs(f[31] - f[30]).mean())
+        real = min(np.abs(f[:, 44] - f[:, 43]).mean(), np.abs(f[30] - f[29]).mean())
+        assert pad < 5 and real > 3 * pad, (pad, real)  # measured: 3.8 vs 15.3

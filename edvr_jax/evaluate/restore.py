@@ -7,12 +7,15 @@
 INPUT is a video file (anything FFmpeg reads, via PyAV: ``pip install 'edvr_jax[video]'``)
 or a folder of frames (sorted by name). OUTPUT is a video file when it has a video
 extension (.mp4, .mkv, .mov, ...: H.264 with the input's frame rate and timestamps, the
-audio stream copied) and otherwise a folder of PNGs (named after the input frames, or
+audio stream copied; yuv420p, an odd size padded to even by edge replication, or
+``--pix-fmt yuv444p``) and otherwise a folder of PNGs (named after the input frames, or
 00000000.png ... for a video). Frames of any size work (padded to the model's multiple and
 cropped back); border frames use the protocol's temporal padding (reflection_circle for
 x4 SR models, replicate for the blur tracks: SRblur and hr_in deblurring models). Frames are decoded, restored and
 encoded as a stream, so memory does not grow with the video length. ``--tile`` restores
 large frames in tiles (see ``edvr_jax.evaluate.tiling`` for when tiles are exact).
+OUTPUT is written under a hidden temporary name and renamed at the end
+(``edvr_jax.outputs``): after an error or Ctrl-C (exit status 130) there is nothing at OUTPUT.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 
 from edvr_jax.errors import Interrupted, run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
-from edvr_jax.evaluate.video_io import RestoreError, is_video_path
+from edvr_jax.evaluate.video_io import PIX_FMTS, RestoreError, is_video_path
 from edvr_jax.zoo import check, resolve
 
 __all__ = ["build_parser", "main", "run"]
@@ -53,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,
                    help="centre frame of the model's window if not num_frame // 2")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless .. 51)")
+    p.add_argument("--pix-fmt", "--pix_fmt", choices=PIX_FMTS, default="yuv420p",
+                   help="H.264 chroma sampling: yuv420p plays everywhere (an odd width or "
+                        "height is padded to even by repeating the last column/row); yuv444p "
+                        "keeps full colour resolution and any size, but many players refuse "
+                        "it (default: yuv420p)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--no-progress", "--no_progress", action="store_true", help="no progress bar")
     return p
@@ -175,8 +183,10 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                     if sink is None:
                         for note in source.notes:
                             echo(f"note: {note}")
-                        sink = (VideoSink(tmp, source, out.shape[1], out.shape[0], args.crf)
-                                if kind == "video" else FolderSink(tmp))
+                        sink = (VideoSink(tmp, source, out.shape[1], out.shape[0], args.crf,
+                                          args.pix_fmt) if kind == "video" else FolderSink(tmp))
+                        for note in getattr(sink, "notes", ()):
+                            echo(f"note: {note}")
                         for packet in pending_audio:
                             sink.audio(packet)
                         pending_audio.clear()
