@@ -16,8 +16,11 @@ first (``edvr_jax.errors.run_cli`` does it), before TensorFlow or JAX is importe
 raise ``KeyboardInterrupt`` as usual and ignores every later one, and SIGINT is ignored
 from the moment the interpreter starts exiting: cleaning up after a Ctrl-C (removing a
 partial output) and JAX's exit hooks (``clear_backends``) are not cut short by a second
-Ctrl-C, which would print a traceback. The previous handler is restored when the tool's
-work ends without a Ctrl-C (so in-process callers, e.g. tests, keep theirs).
+Ctrl-C, which would print a traceback; after a Ctrl-C, the "coroutine ... was never
+awaited" warnings of writes orbax had under way are not printed. The previous handler is
+restored when the tool's work ends without a Ctrl-C (so in-process callers, e.g. tests,
+keep theirs). ``deferred_interrupt()`` holds a Ctrl-C until a block that must not be cut
+midway (a model folder's orbax save) has ended.
 
 Hiding GPUs from TensorFlow (so that it reserves no accelerator memory JAX needs) is done
 where a tf.data pipeline is built (``edvr_jax.data.hide_accelerators_from_tf``), not here.
@@ -32,8 +35,9 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
-__all__ = ["configure_tool_process", "interrupt_once"]
+__all__ = ["configure_tool_process", "deferred_interrupt", "interrupt_once"]
 
 _QUIET = {"absl": logging.CRITICAL, "orbax": logging.CRITICAL, "asyncio": logging.CRITICAL,
           "tensorflow": logging.ERROR, "jax._src": logging.ERROR}
@@ -71,6 +75,10 @@ def _ignore_sigint() -> None:
 
 def _raise_once(signum, frame):
     _ignore_sigint()
+    # Work the libraries had under way is dropped; orbax's pending writes would each be
+    # reported at exit as "RuntimeWarning: coroutine ... was never awaited".
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
     raise KeyboardInterrupt
 
 
@@ -90,3 +98,23 @@ def interrupt_once():
             atexit.register(_ignore_sigint)
         if signal.getsignal(signal.SIGINT) is _raise_once:  # not interrupted
             signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """A Ctrl-C inside the block is held until the block ends, then raised as usual: for
+    work a library cannot abandon cleanly midway (orbax's threaded checkpoint writes leave
+    files and tracebacks behind when interrupted). Does nothing outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and previous is not signal.SIG_IGN:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # _raise_once or Python's default: raises
+        raise KeyboardInterrupt

@@ -193,3 +193,46 @@ def test_odd_size_video_is_yuv420p_padded_by_edge_replication(tmp_path):
         pad = max(np.abs(f[:, 45] - f[:, 44]).mean(), np.abs(f[31] - f[30]).mean())
         real = min(np.abs(f[:, 44] - f[:, 43]).mean(), np.abs(f[30] - f[29]).mean())
         assert pad < 5 and real > 3 * pad, (pad, real)  # measured: 3.8 vs 15.3
+
+
+# ----------------------------------------------------------------------------- edvr-convert
+
+
+def test_convert_to_a_pth_name_without_to_torch_is_refused_with_a_hint(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.convert.cli", EDVR / "sr_tsa.pth",
+                           tmp_path / "z.pth"], env=ENV, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert stderr_lines(proc.stderr) == [
+        f"edvr-convert: error: {tmp_path / 'z.pth'} ends in .pth, but without --to-torch "
+        f"edvr-convert writes an edvr_jax model folder; add --to-torch to write a BasicSR .pth, "
+        f"or give a folder name"], proc.stderr
+    assert not (tmp_path / "z.pth").exists()
+
+
+def test_to_torch_respects_the_umask_and_says_a_pth_is_re_exported(tmp_path):
+    from edvr_jax.convert.pth import load_pth
+
+    dst = tmp_path / "back.pth"
+    proc = subprocess.Popen([sys.executable, "-m", "edvr_jax.convert.cli", str(EDVR / "sr_tsa.pth"),
+                             str(dst), "--to-torch"], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.umask(0o027))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[0] == (f"note: {EDVR / 'sr_tsa.pth'} is already a .pth; re-exporting "
+                                   f"its weights as BasicSR {{'params': state_dict}} (BasicSR "
+                                   f"names and layouts, one entry)")
+    assert os.stat(dst).st_mode & 0o777 == 0o640  # 0666 minus umask 027; mkstemp gave 0600
+    a, b = load_pth(EDVR / "sr_tsa.pth")["params"], load_pth(dst)["params"]
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert partials(tmp_path) == [] and os.listdir(tmp_path) == ["back.pth"]
+
+
+def test_ctrl_c_in_convert_leaves_no_model_folder(tmp_path):
+    dst = tmp_path / "m"
+    proc = tool("edvr_jax.convert.cli", EDVR / "sr_tsa.pth", dst)
+    tmp = tmp_path / f".m.partial-{proc.pid}"  # the temporary folder save_model writes into
+    code, out, err = interrupt_when(proc, tmp.exists)
+    assert code == 130, err
+    assert stderr_lines(err) == [f"edvr-convert: interrupted; nothing was written to {dst}"], err
+    assert os.listdir(tmp_path) == []
