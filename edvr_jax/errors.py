@@ -12,10 +12,11 @@ This module imports nothing heavy: the tools import it before JAX or TensorFlow.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
-__all__ = ["EXIT_INTERRUPTED", "Interrupted", "UserError", "run_cli"]
+__all__ = ["EXIT_INTERRUPTED", "Interrupted", "UserError", "accept_underscores", "run_cli"]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
@@ -53,3 +54,19 @@ def run_cli(tool: str, main_fn: Callable[[], int | None], *, exit_code: int = 2,
             print(f"{tool}: interrupted{sep}{detail}", file=sys.stderr)
             return EXIT_INTERRUPTED
     return 0 if status is None else status
+
+
+def accept_underscores(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Every ``--two-words`` option of ``parser`` (and its sub-commands) also answers to
+    ``--two_words``, as every tool's flags do; help shows the hyphen spelling only (the one
+    documented). Returns ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                accept_underscores(sub)
+            continue
+        for opt in list(action.option_strings):
+            alias = "--" + opt[2:].replace("-", "_")
+            if opt.startswith("--") and alias not in parser._option_string_actions:
+                parser._option_string_actions[alias] = action
+    return parser

@@ -236,3 +236,34 @@ def test_ctrl_c_in_convert_leaves_no_model_folder(tmp_path):
     assert code == 130, err
     assert stderr_lines(err) == [f"edvr-convert: interrupted; nothing was written to {dst}"], err
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- flag spellings
+
+
+def test_every_tool_takes_hyphen_and_underscore_flags(tmp_path):
+    from edvr_jax.convert.cli import build_parser as convert
+    from edvr_jax.errors import accept_underscores
+    from edvr_jax.evaluate.restore import build_parser as restore
+    from edvr_jax.zoo.cli import build_parser as zoo
+
+    cases = [(convert, ["a.pth", "b", "--param-key", "params", "--center-frame-idx", "1",
+                        "--to-torch"]),
+             (restore, ["i", "o", "--checkpoint", "c", "--tile-overlap", "8", "--pix-fmt",
+                        "yuv444p", "--no-progress"]),
+             (zoo, ["download", "x", "--zoo-url", "u", "--no-verify", "--no-progress"])]
+    for build, argv in cases:
+        under = ["--" + a[2:].replace("-", "_") if a.startswith("--") else a for a in argv]
+        p = accept_underscores(build())
+        assert vars(p.parse_args(argv)) == vars(p.parse_args(under)), argv
+        assert "_" not in "".join(a for a in argv if a.startswith("--"))
+    text = accept_underscores(convert()).format_help()  # help shows the documented spelling
+    assert "--param-key" in text and "--param_key" not in text
+    with pytest.raises(SystemExit):  # a misspelt flag is still refused
+        accept_underscores(convert()).parse_args(["a", "b", "--to_tourch"])
+    # edvr-data (sub-commands) as a user runs it: --gt_root and --lq_root are understood.
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.data", "check", "--dataset", "folder",
+                           "--gt_root", tmp_path / "gt", "--lq_root", tmp_path / "lq"], env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert "unrecognized arguments" not in proc.stderr, proc.stderr
+    assert str(tmp_path / "gt") in proc.stderr + proc.stdout, (proc.stdout, proc.stderr)

@@ -20,7 +20,7 @@ import pathlib
 import sys
 
 from edvr_jax.convert.loader import ConversionError
-from edvr_jax.errors import Interrupted, run_cli
+from edvr_jax.errors import Interrupted, accept_underscores, run_cli
 from edvr_jax.zoo import check, resolve
 
 
@@ -98,7 +98,7 @@ def _convert(args: argparse.Namespace, src: pathlib.Path, dst: pathlib.Path) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = accept_underscores(build_parser()).parse_args(argv)
     return run_cli("edvr-convert", lambda: run(args), also=(FileNotFoundError, FileExistsError))
 
 

@@ -58,8 +58,9 @@ def build_parser(prog: str = "edvr-eval") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "edvr-eval") -> int:
-    args = build_parser(prog).parse_args(argv)
-    from edvr_jax.errors import Interrupted, run_cli
+    from edvr_jax.errors import Interrupted, accept_underscores, run_cli
+
+    args = accept_underscores(build_parser(prog)).parse_args(argv)
     from edvr_jax.zoo import check
 
     def evaluate() -> None:

@@ -25,7 +25,7 @@ import collections
 import os
 import sys
 
-from edvr_jax.errors import Interrupted, run_cli
+from edvr_jax.errors import Interrupted, accept_underscores, run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
 from edvr_jax.evaluate.video_io import PIX_FMTS, RestoreError, is_video_path
 from edvr_jax.zoo import check, resolve
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace, echo=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = accept_underscores(build_parser()).parse_args(argv)
 
     def restore() -> None:
         run(args)

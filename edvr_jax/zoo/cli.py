@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edvr_jax.errors import run_cli
+from edvr_jax.errors import accept_underscores, run_cli
 from edvr_jax.zoo.catalog import PRESET_PARAMS, Entry, ZooError, catalog, lookup
 from edvr_jax.zoo.fetch import cache_dir, fetch, source_url
 
@@ -108,7 +108,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = accept_underscores(build_parser()).parse_args(argv)
     return run_cli("edvr-zoo", lambda: run(args))
 
 
