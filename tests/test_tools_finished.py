@@ -267,3 +267,24 @@ def test_every_tool_takes_hyphen_and_underscore_flags(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert "unrecognized arguments" not in proc.stderr, proc.stderr
     assert str(tmp_path / "gt") in proc.stderr + proc.stdout, (proc.stdout, proc.stderr)
+
+
+# ----------------------------------------------------------------------------- messages that say what to do
+
+
+def test_wrong_layout_and_short_clip_messages_say_what_is_expected(tmp_path):
+    from edvr_jax.data import DatasetError, get_clipset
+    from edvr_jax.evaluate.windows import WindowError, sliding_windows
+
+    (tmp_path / "x").mkdir()
+    with pytest.raises(DatasetError) as e:
+        get_clipset("folder", str(tmp_path), scale=4)
+    assert str(e.value) == (f"folder GT: folder {tmp_path}/GT not found; expected layout: "
+                            f"{tmp_path}/GT/<clip>/<frame>.png and {tmp_path}/LQ/<clip>/<frame>"
+                            f".png, the same clip and frame names in both, LQ frames 1/4 of "
+                            f"the GT size")
+    with pytest.raises(DatasetError, match=r"Vid4 GT: .* expected layout: .*/GT/<clip>/<frame>"
+                                           r"\.png and .*/BIx4/<clip>/<frame>\.png"):
+        get_clipset("vid4", str(tmp_path))
+    with pytest.raises(WindowError, match=r"use 'replicate' padding \(--padding replicate\)$"):
+        list(sliding_windows(range(3), 5, "reflection_circle"))
