@@ -288,3 +288,19 @@ def test_wrong_layout_and_short_clip_messages_say_what_is_expected(tmp_path):
         get_clipset("vid4", str(tmp_path))
     with pytest.raises(WindowError, match=r"use 'replicate' padding \(--padding replicate\)$"):
         list(sliding_windows(range(3), 5, "reflection_circle"))
+
+
+def test_every_kind_of_note_is_printed_once_with_its_frame_count(tmp_path):
+    """A mixed folder: a grayscale frame 4 and an RGBA frame 5 among RGB frames; each kind
+    is said once, on its own line, with how many frames it touched."""
+    src = frame_folder(tmp_path / "frames", 6)
+    Image.open(src / "004.png").convert("L").save(src / "004.png")
+    Image.open(src / "005.png").convert("RGBA").save(src / "005.png")
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.evaluate.restore", src,
+                           tmp_path / "out", "--checkpoint", EDVR / "sr_tsa.pth"], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("note")]
+    assert notes == ["note: grayscale frames are converted to RGB (1 of 6 frames)",
+                     "note: RGBA frames: the alpha channel is dropped (1 of 6 frames)"], proc.stdout
+    assert "note:" not in proc.stderr  # nothing glued to the progress bar

@@ -181,12 +181,8 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                         args.input, meta, len(stages)):
                     info = meta.popleft()
                     if sink is None:
-                        for note in source.notes:
-                            echo(f"note: {note}")
                         sink = (VideoSink(tmp, source, out.shape[1], out.shape[0], args.crf,
                                           args.pix_fmt) if kind == "video" else FolderSink(tmp))
-                        for note in getattr(sink, "notes", ()):
-                            echo(f"note: {note}")
                         for packet in pending_audio:
                             sink.audio(packet)
                         pending_audio.clear()
@@ -202,6 +198,11 @@ def run(args: argparse.Namespace, echo=print) -> dict:
             if sink is not None:
                 sink.close()
         seconds = time.perf_counter() - start
+        for note in source.notes:  # after the bar, one line per kind, counted
+            n = source.note_counts.get(note, count)
+            echo(f"note: {note} ({'all ' if n == count else f'{n} of '}{count} frames)")
+        for note in getattr(sink, "notes", ()):
+            echo(f"note: {note}")
         for k, r in enumerate(stages):
             prefix = f"stage{k + 1}/" if len(stages) > 1 else ""
             for msg in warn_large_offsets({prefix + n: v for n, v in r.offsets.items()},

@@ -8,7 +8,8 @@ width or height padded to even by repeating the last column or row and a note sa
 or yuv444p on request, exact at any size) with the input's
 time base, frame timestamps and average frame rate, and the first audio stream copied
 packet by packet (remuxed, not re-encoded). Grayscale frames are replicated to RGB and
-alpha channels dropped; the source says so once in ``notes``.
+alpha channels dropped; the source says so once per kind in ``notes`` (frame folders count
+the frames each note applies to in ``note_counts``; a video's notes apply to every frame).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class FolderSource:
         self.num_frames: int | None = len(self.names)
         self.rate = None
         self.time_base = None
-        self.notes: list[str] = []
+        self.notes: list[str] = []  # each kind of conversion once, in order of appearance
+        self.note_counts: dict[str, int] = {}  # frames each note applies to
         self.has_audio = False
 
     def frames(self) -> Iterator[Frame]:
@@ -116,8 +118,10 @@ class FolderSource:
                 raise RestoreError(f"frame {p} is not a readable image: {e}") from None
             arr, note2 = _to_rgb(arr)
             for n in (note, note2):
-                if n and n not in self.notes:
-                    self.notes.append(n)
+                if n:
+                    if n not in self.notes:
+                        self.notes.append(n)
+                    self.note_counts[n] = self.note_counts.get(n, 0) + 1
             if size is None:
                 size = arr.shape
             elif arr.shape != size:
@@ -158,6 +162,7 @@ class VideoSource:
             self.notes.append("grayscale frames are converted to RGB")
         if fmt.startswith(("yuva", "rgba", "bgra", "argb", "abgr", "ya", "gbrap")):
             self.notes.append("the alpha channel is dropped")
+        self.note_counts: dict[str, int] = {}  # a stream's format applies to every frame
 
     def events(self) -> Iterator[tuple[str, Any]]:
         """``("video", Frame)`` and ``("audio", packet)`` in demuxing order."""
