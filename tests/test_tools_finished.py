@@ -304,3 +304,16 @@ def test_every_kind_of_note_is_printed_once_with_its_frame_count(tmp_path):
     assert notes == ["note: grayscale frames are converted to RGB (1 of 6 frames)",
                      "note: RGBA frames: the alpha channel is dropped (1 of 6 frames)"], proc.stdout
     assert "note:" not in proc.stderr  # nothing glued to the progress bar
+
+
+def test_help_is_plain_text_and_shows_defaults():
+    from edvr_jax.convert.cli import build_parser as convert
+    from edvr_jax.evaluate.cli import build_parser as evaluate
+    from edvr_jax.evaluate.restore import build_parser as restore
+    from edvr_jax.zoo.cli import build_parser as zoo
+
+    for build in (convert, evaluate, restore, zoo):
+        assert "``" not in build().format_help()
+    text = " ".join(restore().format_help().split())
+    assert "device call (default 1)" in text and "(default 18)" in text
+    assert "device call (default 4)" in " ".join(evaluate().format_help().split())

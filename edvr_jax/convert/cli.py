@@ -25,7 +25,7 @@ from edvr_jax.zoo import check, resolve
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edvr-convert", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="edvr-convert", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("src", help="a .pth file (BasicSR, mmagic or 2019) or a model name "
                                "(edvr-zoo list), or with --to-torch an edvr_jax model directory "
                                "or training workdir")

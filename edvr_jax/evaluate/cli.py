@@ -46,7 +46,7 @@ def build_parser(prog: str = "edvr-eval") -> argparse.ArgumentParser:
     p.add_argument("--save-images", "--save_images", default=None, metavar="DIR",
                    help="write the restored frames as DIR/<clip>/<frame>.png")
     p.add_argument("--out", default=None, help="write the results as JSON here")
-    p.add_argument("--batch", type=int, default=4, help="windows per device call")
+    p.add_argument("--batch", type=int, default=4, help="windows per device call (default 4)")
     p.add_argument("--stage2", default=None, metavar="CKPT2",
                    help="an hr_in stage-2 checkpoint run on the stage-1 outputs")
     p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,

@@ -36,7 +36,7 @@ DEFAULT_OVERLAP = 32
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edvr-restore", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="edvr-restore", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("input", help="a video file or a folder of frames")
     p.add_argument("output", help="a video file (.mp4, .mkv, .mov, ...) or a folder for PNGs")
     p.add_argument("--checkpoint", required=True,
@@ -49,13 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", "--tile_overlap", type=int, default=DEFAULT_OVERLAP,
                    metavar="N", help=f"margin around each tile in input pixels (default "
                                      f"{DEFAULT_OVERLAP}; exact when >= the receptive field)")
-    p.add_argument("--batch", type=int, default=1, help="windows (or tiles) per device call")
+    p.add_argument("--batch", type=int, default=1,
+                   help="windows (or tiles) per device call (default 1)")
     p.add_argument("--padding", choices=PADDING_MODES, default=None,
                    help="temporal border padding (default: reflection_circle for x4 SR models, "
                         "replicate for SRblur and hr_in deblurring models)")
     p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,
                    help="centre frame of the model's window if not num_frame // 2")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless .. 51)")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
     p.add_argument("--pix-fmt", "--pix_fmt", choices=PIX_FMTS, default="yuv420p",
                    help="H.264 chroma sampling: yuv420p plays everywhere (an odd width or "
                         "height is padded to even by repeating the last column/row); yuv444p "

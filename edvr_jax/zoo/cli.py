@@ -23,9 +23,10 @@ __all__ = ["build_parser", "main", "format_list"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edvr-zoo", description=__doc__.split("\n\n")[0],
+    text = __doc__.replace("``", "")  # plain text for --help
+    p = argparse.ArgumentParser(prog="edvr-zoo", description=text.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+                                epilog=text.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the catalogue, with what is cached")
     d = sub.add_parser("download", help="fetch and verify into the cache")
