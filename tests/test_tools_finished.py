@@ -317,3 +317,14 @@ def test_help_is_plain_text_and_shows_defaults():
     text = " ".join(restore().format_help().split())
     assert "device call (default 1)" in text and "(default 18)" in text
     assert "device call (default 4)" in " ".join(evaluate().format_help().split())
+
+
+def test_progress_says_compiling_until_the_first_frame(tmp_path):
+    src = frame_folder(tmp_path / "frames", 6)
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.evaluate.restore", src,
+                           tmp_path / "out", "--checkpoint", EDVR / "sr_tsa.pth"], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    bars = [b for b in proc.stderr.replace("\r", "\n").splitlines() if "frame" in b]
+    assert bars[0].startswith("restore (compiling):"), bars
+    assert bars[-1].startswith("restore: 100%") and "6/6" in bars[-1], bars

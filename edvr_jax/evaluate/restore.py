@@ -168,8 +168,10 @@ def run(args: argparse.Namespace, echo=print) -> dict:
 
         pending_audio: list = []  # audio packets demuxed before the first frame is restored
         first: list = []  # the first frame's shape
+        # "compiling" until the first frame is out; the rate and ETA then restart from it,
+        # so that they do not count XLA's compilation.
         bar = tqdm(total=source.num_frames, unit="frame", disable=args.no_progress,
-                   dynamic_ncols=True, desc="restore")
+                   dynamic_ncols=True, desc="restore (compiling)")
         start = time.perf_counter()
         # Written under a hidden temporary name and renamed into place at the end: an
         # error or Ctrl-C leaves nothing at OUTPUT (edvr_jax.outputs).
@@ -189,6 +191,9 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                         pending_audio.clear()
                     sink.write(out, info)
                     count += 1
+                    if count == 1:
+                        bar.set_description("restore", refresh=False)
+                        bar.reset(total=source.num_frames)
                     bar.update(1)
             except BaseException:
                 if sink is not None:
