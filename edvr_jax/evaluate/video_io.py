@@ -262,6 +262,11 @@ class VideoSink:
             self.audio_stream = self.container.add_stream_from_template(source.audio)
         self._count = 0
         self._step = max(1, round(1 / (rate * self.time_base))) if source.time_base else 1
+        try:  # the file and its header now, not when libx264's lookahead releases a packet
+            self.container.start_encoding()
+        except (av.error.FFmpegError, ValueError) as e:
+            self.container.close()
+            raise RestoreError(f"cannot create video {path}: {e}") from None
 
     def _mux(self, packet) -> None:
         av = import_av()
