@@ -12,21 +12,37 @@ first (``edvr_jax.errors.run_cli`` does it), before TensorFlow or JAX is importe
   read, TensorStore callbacks still pending reach an asyncio loop orbax has closed, and
   Python would print each as an unraisable ``RuntimeError: Event loop is closed``.
 
+``interrupt_once()`` (entered by ``run_cli`` around the tool's work) makes the first Ctrl-C
+raise ``KeyboardInterrupt`` as usual and ignores every later one, and SIGINT is ignored
+from the moment the interpreter starts exiting: cleaning up after a Ctrl-C (removing a
+partial output) and JAX's exit hooks (``clear_backends``) are not cut short by a second
+Ctrl-C, which would print a traceback; after a Ctrl-C, the "coroutine ... was never
+awaited" warnings of writes orbax had under way are not printed. The previous handler is
+restored when the tool's work ends without a Ctrl-C (so in-process callers, e.g. tests,
+keep theirs). ``deferred_interrupt()`` holds a Ctrl-C until a block that must not be cut
+midway (a model folder's orbax save) has ended.
+
 Hiding GPUs from TensorFlow (so that it reserves no accelerator memory JAX needs) is done
 where a tf.data pipeline is built (``edvr_jax.data.hide_accelerators_from_tf``), not here.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+import warnings
 
-__all__ = ["configure_tool_process"]
+__all__ = ["configure_tool_process", "deferred_interrupt", "interrupt_once"]
 
 _QUIET = {"absl": logging.CRITICAL, "orbax": logging.CRITICAL, "asyncio": logging.CRITICAL,
           "tensorflow": logging.ERROR, "jax._src": logging.ERROR}
 _configured = False
+_exit_hook = False
 
 
 def _drop_closed_loop_noise(hook):
@@ -51,3 +67,54 @@ def configure_tool_process() -> None:
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(level)
     sys.unraisablehook = _drop_closed_loop_noise(sys.unraisablehook)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _raise_once(signum, frame):
+    _ignore_sigint()
+    # Work the libraries had under way is dropped; orbax's pending writes would each be
+    # reported at exit as "RuntimeWarning: coroutine ... was never awaited".
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_once():
+    """See the module docstring. Does nothing outside the main thread."""
+    global _exit_hook
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _raise_once)
+    try:
+        yield
+    finally:
+        if not _exit_hook:  # after the tool's work imported JAX, so it runs before JAX's hooks
+            _exit_hook = True
+            atexit.register(_ignore_sigint)
+        if signal.getsignal(signal.SIGINT) is _raise_once:  # not interrupted
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """A Ctrl-C inside the block is held until the block ends, then raised as usual: for
+    work a library cannot abandon cleanly midway (orbax's threaded checkpoint writes leave
+    files and tracebacks behind when interrupted). Does nothing outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and previous is not signal.SIG_IGN:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # _raise_once or Python's default: raises
+        raise KeyboardInterrupt

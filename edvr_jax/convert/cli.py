@@ -6,7 +6,11 @@
 
 The architecture is inferred from the state_dict; the result loads with
 ``edvr_jax.load_model(DST)``. ``--to-torch`` writes ``{'params': state_dict}`` with
-BasicSR's names and layouts, loadable by BasicSR's EDVR (``strict=True``).
+BasicSR's names and layouts, loadable by BasicSR's EDVR (``strict=True``), with the mode
+the umask gives (0644 typically); a ``.pth`` source is re-exported that way (with a note).
+The direction is never guessed: a DST ending in ``.pth`` without ``--to-torch`` is refused
+with a hint. Outputs are written under a temporary name and renamed at the end, so Ctrl-C
+(exit status 130) leaves nothing at DST.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ import pathlib
 import sys
 
 from edvr_jax.convert.loader import ConversionError
-from edvr_jax.errors import run_cli
+from edvr_jax.errors import Interrupted, accept_underscores, run_cli
 from edvr_jax.zoo import check, resolve
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edvr-convert", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="edvr-convert", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("src", help="a .pth file (BasicSR, mmagic or 2019) or a model name "
                                "(edvr-zoo list), or with --to-torch an edvr_jax model directory "
                                "or training workdir")
@@ -37,11 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from edvr_jax.convert.api import export_pth, load_model, load_pth_model, save_model
-    from edvr_jax.models import count_params, summary
-
     named = check(args.src, what="") is not None  # a name is known before anything is fetched
     dst = pathlib.Path(args.dst)
+    if not args.to_torch and dst.suffix.lower() in (".pth", ".pt"):
+        raise ConversionError(
+            f"{dst} ends in {dst.suffix}, but without --to-torch edvr-convert writes an "
+            f"edvr_jax model folder; add --to-torch to write a BasicSR .pth, or give a folder "
+            f"name")
     if dst.exists() and not args.overwrite:
         raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
     src = pathlib.Path(resolve(args.src, what=""))
@@ -50,7 +56,22 @@ def run(args: argparse.Namespace) -> None:
     if src.is_dir() and not args.to_torch:
         raise ConversionError(f"{src} is a folder, expected a .pth file (to export an edvr_jax "
                               f"model folder or training workdir to .pth, add --to-torch)")
+    try:
+        _convert(args, src, dst)
+    except KeyboardInterrupt:  # both writers use a temporary name, removed on the way out
+        raise Interrupted(f"; nothing was written to {dst}") from None
+
+
+def _convert(args: argparse.Namespace, src: pathlib.Path, dst: pathlib.Path) -> None:
+    from edvr_jax.convert.api import export_pth, load_model, load_pth_model, save_model
+    from edvr_jax.models import count_params, summary
+    from edvr_jax.outputs import replacing_folder
+    from edvr_jax.process import deferred_interrupt
+
     if args.to_torch:
+        if src.is_file():
+            print(f"note: {src} is already a .pth; re-exporting its weights as BasicSR "
+                  f"{{'params': state_dict}} (BasicSR names and layouts, one entry)")
         overrides = {} if args.center_frame_idx is None else {"center_frame_idx": args.center_frame_idx}
         model, variables = load_model(src, param_key=args.param_key, **overrides)
         params = variables["params"]
@@ -62,9 +83,12 @@ def run(args: argparse.Namespace) -> None:
         return
     model, variables, info = load_pth_model(src, param_key=args.param_key,
                                             center_frame_idx=args.center_frame_idx)
-    save_model(dst, model, variables["params"], overwrite=args.overwrite,
-               extra={"source": str(src.name), "layout": info["layout"],
-                      "param_key": info["param_key"]})
+    # Into a hidden temporary folder renamed at the end; a Ctrl-C during orbax's save is
+    # held until the save ends, then the folder is removed.
+    with replacing_folder(dst) as tmp, deferred_interrupt():
+        save_model(tmp, model, variables["params"], overwrite=True,
+                   extra={"source": str(src.name), "layout": info["layout"],
+                          "param_key": info["param_key"]})
     arch = ", ".join(f"{k}={v}" for k, v in info["architecture"].items())
     print(f"read {src} ({info['layout']} names, weights under {info['param_key'] or 'the top level'!r})")
     print(f"architecture: EDVR({arch}, center_frame_idx={model.center})")
@@ -74,7 +98,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = accept_underscores(build_parser()).parse_args(argv)
     return run_cli("edvr-convert", lambda: run(args), also=(FileNotFoundError, FileExistsError))
 
 

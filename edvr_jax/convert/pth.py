@@ -54,6 +54,7 @@ from edvr_jax.convert.pth_pickle import (
     storage_leaves,
     unpickle,
 )
+from edvr_jax.outputs import file_mode
 
 __all__ = ["CheckpointError", "OpaqueObject", "DEFAULT_MAX_TOTAL_BYTES", "load_pth", "save_pth"]
 
@@ -420,6 +421,7 @@ def save_pth(obj: Any, path: str | os.PathLike) -> None:
                 pad = -(fh.tell() + 30 + len(info.filename) + 4 + zip64) % 64
                 info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
                 zf.writestr(info, data)
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 -> what open() would give (the umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

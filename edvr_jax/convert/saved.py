@@ -74,20 +74,32 @@ def save_model(dst: str | pathlib.Path, model, params, *, extra: dict | None = N
     main = jax.process_index() == 0
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
-    if main:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    multihost_utils.sync_global_devices("edvr_jax.save_model:prepare")
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(tmp / "params", jax.tree_util.tree_map(np.asarray, params))
-    ckpt.wait_until_finished()
-    if main:
-        meta = {"format": FORMAT, "version": 1, "architecture": architecture_of(model), **(extra or {})}
-        (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2))
-        if dst.exists():
-            shutil.rmtree(dst)
-        tmp.rename(dst)
+    ckpt = None
+    try:
+        if main:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        multihost_utils.sync_global_devices("edvr_jax.save_model:prepare")
+        ckpt = ocp.StandardCheckpointer()
+        ckpt.save(tmp / "params", jax.tree_util.tree_map(np.asarray, params))
+        ckpt.wait_until_finished()
+        if main:
+            meta = {"format": FORMAT, "version": 1, "architecture": architecture_of(model),
+                    **(extra or {})}
+            (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2))
+            if dst.exists():
+                shutil.rmtree(dst)
+            tmp.rename(dst)
+    except BaseException:  # an error or Ctrl-C: no half-written folder is left behind
+        if ckpt is not None:
+            try:  # orbax's background writes end before the folder is removed
+                ckpt.close()
+            except Exception:  # noqa: BLE001 - the save has failed already
+                pass
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     multihost_utils.sync_global_devices("edvr_jax.save_model:done")
     return dst
 

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from edvr_jax.errors import run_cli
+from edvr_jax.errors import accept_underscores, run_cli
 from edvr_jax.tasks import TASKS, TRAIN_DATASETS
 
 
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--task", default="sr", choices=list(TASKS))
     p.add_argument("--file-format", default="array_record", choices=["array_record"])
     p.set_defaults(fn=cmd_build_tfds)
-    args = ap.parse_args(argv)
+    args = accept_underscores(ap).parse_args(argv)
     return run_cli("edvr-data", lambda: args.fn(args), exit_code=1)
 
 

@@ -121,6 +121,11 @@ def _paired_clips(dataset: str, lq_root: str, gt_root: str, *, same_names: bool,
 def read_vid4(root: str, *, split: str = "test", num_frame: int | None = None,
               errors: list[str] | None = None) -> ClipSet:
     """Vid4 (`GT/<clip>/`, `BIx4/<clip>/`) for evaluation; scale 4; split is informative."""
+    for sub, what in (("GT", "GT"), ("BIx4", "LQ")):
+        if not isdir(join(root, sub)):
+            raise DatasetError(f"Vid4 {what}: folder {join(root, sub)} not found; expected layout: "
+                               f"{join(root, 'GT')}/<clip>/<frame>.png and "
+                               f"{join(root, 'BIx4')}/<clip>/<frame>.png (x4 smaller)")
     clips = _paired_clips("Vid4", join(root, "BIx4"), join(root, "GT"), same_names=False,
                           errors=errors)
     cs = ClipSet("vid4", 4, tuple(clips), root=root, split=split, layout="GT/<clip>, BIx4/<clip>")
@@ -145,6 +150,12 @@ def read_folder(root: str | None = None, *, gt_root: str | None = None,
         lq_root = lq_root or join(root, "LQ")
     if int(scale) < 1:
         raise DatasetError(f"folder dataset: scale must be a positive integer, got {scale}")
+    for what, path in (("GT", gt_root), ("LQ", lq_root)):
+        if not isdir(path):
+            raise DatasetError(
+                f"folder {what}: folder {path} not found; expected layout: "
+                f"{gt_root}/<clip>/<frame>.png and {lq_root}/<clip>/<frame>.png, the same clip "
+                f"and frame names in both, LQ frames 1/{int(scale)} of the GT size")
     clips = _paired_clips("folder", lq_root, gt_root, same_names=True, errors=errors)
     cs = ClipSet("folder", int(scale), tuple(clips), root=root or gt_root, split=split,
                  layout=f"GT {gt_root}, LQ {lq_root}")

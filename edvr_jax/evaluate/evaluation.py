@@ -245,8 +245,9 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
 
     from tqdm.auto import tqdm
 
+    # "compiling" until the first batch is scored; the rate and ETA then restart from it.
     bar = tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True,
-               desc=f"{clipset.dataset}")
+               desc=f"{clipset.dataset} (compiling)")
     stop, q = threading.Event(), queue.Queue(maxsize=2)
     notes: set[str] = set()  # frame conversions met while reading (grayscale, alpha)
     thread = threading.Thread(target=_producer, daemon=True,
@@ -278,6 +279,9 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                 path = os.path.join(save_dir, *it.clip.split("/"), it.name + ".png")
                 pool.submit(_save_png, path, out[j])
         bar.set_postfix_str(f"clip {items[-1].clip}", refresh=False)
+        if bar.n == 0:
+            bar.set_description(clipset.dataset, refresh=False)
+            bar.reset(total=total)
         bar.update(len(items))
 
     pending = None

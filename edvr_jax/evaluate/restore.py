@@ -7,12 +7,15 @@
 INPUT is a video file (anything FFmpeg reads, via PyAV: ``pip install 'edvr_jax[video]'``)
 or a folder of frames (sorted by name). OUTPUT is a video file when it has a video
 extension (.mp4, .mkv, .mov, ...: H.264 with the input's frame rate and timestamps, the
-audio stream copied) and otherwise a folder of PNGs (named after the input frames, or
+audio stream copied; yuv420p, an odd size padded to even by edge replication, or
+``--pix-fmt yuv444p``) and otherwise a folder of PNGs (named after the input frames, or
 00000000.png ... for a video). Frames of any size work (padded to the model's multiple and
 cropped back); border frames use the protocol's temporal padding (reflection_circle for
 x4 SR models, replicate for the blur tracks: SRblur and hr_in deblurring models). Frames are decoded, restored and
 encoded as a stream, so memory does not grow with the video length. ``--tile`` restores
 large frames in tiles (see ``edvr_jax.evaluate.tiling`` for when tiles are exact).
+OUTPUT is written under a hidden temporary name and renamed at the end
+(``edvr_jax.outputs``): after an error or Ctrl-C (exit status 130) there is nothing at OUTPUT.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import collections
 import os
 import sys
 
-from edvr_jax.errors import run_cli
+from edvr_jax.errors import Interrupted, accept_underscores, run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
-from edvr_jax.evaluate.video_io import RestoreError, is_video_path
+from edvr_jax.evaluate.video_io import PIX_FMTS, RestoreError, is_video_path
 from edvr_jax.zoo import check, resolve
 
 __all__ = ["build_parser", "main", "run"]
@@ -33,7 +36,7 @@ DEFAULT_OVERLAP = 32
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edvr-restore", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="edvr-restore", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("input", help="a video file or a folder of frames")
     p.add_argument("output", help="a video file (.mp4, .mkv, .mov, ...) or a folder for PNGs")
     p.add_argument("--checkpoint", required=True,
@@ -46,13 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", "--tile_overlap", type=int, default=DEFAULT_OVERLAP,
                    metavar="N", help=f"margin around each tile in input pixels (default "
                                      f"{DEFAULT_OVERLAP}; exact when >= the receptive field)")
-    p.add_argument("--batch", type=int, default=1, help="windows (or tiles) per device call")
+    p.add_argument("--batch", type=int, default=1,
+                   help="windows (or tiles) per device call (default 1)")
     p.add_argument("--padding", choices=PADDING_MODES, default=None,
                    help="temporal border padding (default: reflection_circle for x4 SR models, "
                         "replicate for SRblur and hr_in deblurring models)")
     p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,
                    help="centre frame of the model's window if not num_frame // 2")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless .. 51)")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
+    p.add_argument("--pix-fmt", "--pix_fmt", choices=PIX_FMTS, default="yuv420p",
+                   help="H.264 chroma sampling: yuv420p plays everywhere (an odd width or "
+                        "height is padded to even by repeating the last column/row); yuv444p "
+                        "keeps full colour resolution and any size, but many players refuse "
+                        "it (default: yuv420p)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--no-progress", "--no_progress", action="store_true", help="no progress bar")
     return p
@@ -117,8 +126,10 @@ def run(args: argparse.Namespace, echo=print) -> dict:
     from edvr_jax.evaluate.stream import make_stages, restore_stream
     from edvr_jax.evaluate.video_io import FolderSink, VideoSink, open_source
     from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
+    from edvr_jax.outputs import replacing_file, replacing_folder
 
     source = open_source(args.input)
+    count = 0
     try:
         kind = _check_output(args.output, args.overwrite)
         checkpoint = resolve(args.checkpoint, progress=not args.no_progress)
@@ -157,29 +168,47 @@ def run(args: argparse.Namespace, echo=print) -> dict:
 
         pending_audio: list = []  # audio packets demuxed before the first frame is restored
         first: list = []  # the first frame's shape
+        # "compiling" until the first frame is out; the rate and ETA then restart from it,
+        # so that they do not count XLA's compilation.
         bar = tqdm(total=source.num_frames, unit="frame", disable=args.no_progress,
-                   dynamic_ncols=True, desc="restore")
-        start, count = time.perf_counter(), 0
-        try:
-            for out in _refusing_nonfinite(restore_stream(frames(), stages, paddings, total=None),
-                                           args.input, meta, len(stages)):
-                info = meta.popleft()
-                if sink is None:
-                    for note in source.notes:
-                        echo(f"note: {note}")
-                    sink = (VideoSink(args.output, source, out.shape[1], out.shape[0], args.crf)
-                            if kind == "video" else FolderSink(args.output))
-                    for packet in pending_audio:
-                        sink.audio(packet)
-                    pending_audio.clear()
-                sink.write(out, info)
-                count += 1
-                bar.update(1)
-        finally:
-            bar.close()
+                   dynamic_ncols=True, desc="restore (compiling)")
+        start = time.perf_counter()
+        # Written under a hidden temporary name and renamed into place at the end: an
+        # error or Ctrl-C leaves nothing at OUTPUT (edvr_jax.outputs).
+        target = (replacing_file(args.output) if kind == "video"
+                  else replacing_folder(args.output, merge=True))
+        with target as tmp:
+            try:
+                for out in _refusing_nonfinite(
+                        restore_stream(frames(), stages, paddings, total=None),
+                        args.input, meta, len(stages)):
+                    info = meta.popleft()
+                    if sink is None:
+                        sink = (VideoSink(tmp, source, out.shape[1], out.shape[0], args.crf,
+                                          args.pix_fmt) if kind == "video" else FolderSink(tmp))
+                        for packet in pending_audio:
+                            sink.audio(packet)
+                        pending_audio.clear()
+                    sink.write(out, info)
+                    count += 1
+                    if count == 1:
+                        bar.set_description("restore", refresh=False)
+                        bar.reset(total=source.num_frames)
+                    bar.update(1)
+            except BaseException:
+                if sink is not None:
+                    sink.abort()
+                raise
+            finally:
+                bar.close()
             if sink is not None:
                 sink.close()
         seconds = time.perf_counter() - start
+        for note in source.notes:  # after the bar, one line per kind, counted
+            n = source.note_counts.get(note, count)
+            echo(f"note: {note} ({'all ' if n == count else f'{n} of '}{count} frames)")
+        for note in getattr(sink, "notes", ()):
+            echo(f"note: {note}")
         for k, r in enumerate(stages):
             prefix = f"stage{k + 1}/" if len(stages) > 1 else ""
             for msg in warn_large_offsets({prefix + n: v for n, v in r.offsets.items()},
@@ -188,12 +217,16 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         echo(f"wrote {count} frames to {args.output} in {seconds:.1f} s "
              f"({count / seconds:.2f} frames/s)")
         return {"frames": count, "seconds": seconds, "notes": list(source.notes), "kind": kind}
+    except KeyboardInterrupt:
+        total = source.num_frames
+        raise Interrupted(f"after {count}{f' of {total}' if total else ''} frames; nothing "
+                          f"was written") from None
     finally:
         source.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = accept_underscores(build_parser()).parse_args(argv)
 
     def restore() -> None:
         run(args)

@@ -11,6 +11,7 @@ is not found, a model whose scale does not fit the data, an existing output) rai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 from edvr_jax.evaluate.evaluation import EvaluationError, evaluate_clipset, metric_names
 from edvr_jax.evaluate.protocols import get_protocol
+from edvr_jax.outputs import replacing_file, replacing_folder
 from edvr_jax.zoo import check, resolve
 
 __all__ = ["format_table", "run", "to_json"]
@@ -136,9 +138,15 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
     echo(f"{clipset.describe()}")
     echo(f"model x{model.scale}, {model.num_frame} input frames; padding {padding}; scored on "
          f"{'Y and RGB' if test_y else 'RGB'}; crop_border {crop_border}")
-    result = evaluate_clipset(model, variables, clipset, padding=padding, test_y_channel=test_y,
-                              crop_border=crop_border, batch_size=batch, save_dir=save_images,
-                              progress=progress, report_rgb_and_y=True)
+    # Restored frames go to a hidden temporary folder moved into place at the end, so an
+    # error or Ctrl-C leaves no partial --save_images folder (edvr_jax.outputs).
+    images = (replacing_folder(save_images, merge=True) if save_images is not None
+              else contextlib.nullcontext(None))
+    with images as save_dir:
+        result = evaluate_clipset(model, variables, clipset, padding=padding,
+                                  test_y_channel=test_y, crop_border=crop_border,
+                                  batch_size=batch, save_dir=save_dir, progress=progress,
+                                  report_rgb_and_y=True)
     result["settings"] = {
         "checkpoint": os.path.abspath(checkpoint),
         "stage2": os.path.abspath(stage2) if stage2 else None, **names,
@@ -154,10 +162,7 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
     echo(f"{t['frames']} frames in {t['seconds']:.1f} s ({t['frames_per_second']:.2f} frames/s, "
          f"{t['compilations']} compilation(s))")
     if out is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        tmp = out + ".tmp"
-        with open(tmp, "w") as f:
+        with replacing_file(out) as tmp, open(tmp, "w") as f:
             f.write(to_json(result))
-        os.replace(tmp, out)
         echo(f"wrote {out}")
     return result

@@ -3,10 +3,13 @@
 Sources yield uint8 RGB frames ``(H, W, 3)`` one at a time with their presentation
 timestamps; sinks take restored frames in the same order. Video files are decoded and
 encoded with PyAV (the ``video`` extra, imported only when a video is involved); the
-output is H.264 (libx264, CRF ``crf``, yuv420p, or yuv444p for odd sizes) with the input's
+output is H.264 (libx264, CRF ``crf``; yuv420p, which every player decodes, with an odd
+width or height padded to even by repeating the last column or row and a note saying so;
+or yuv444p on request, exact at any size) with the input's
 time base, frame timestamps and average frame rate, and the first audio stream copied
 packet by packet (remuxed, not re-encoded). Grayscale frames are replicated to RGB and
-alpha channels dropped; the source says so once in ``notes``.
+alpha channels dropped; the source says so once per kind in ``notes`` (frame folders count
+the frames each note applies to in ``note_counts``; a video's notes apply to every frame).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import numpy as np
 
 from edvr_jax.errors import UserError
 
-__all__ = ["FolderSink", "FolderSource", "RestoreError", "VIDEO_EXTENSIONS", "VideoSink",
+__all__ = ["FolderSink", "FolderSource", "PIX_FMTS", "RestoreError", "VIDEO_EXTENSIONS", "VideoSink",
            "VideoSource", "import_av", "is_video_path", "open_source"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
                     ".flv", ".wmv")
+PIX_FMTS = ("yuv420p", "yuv444p")  # H.264 chroma: 4:2:0 plays everywhere, 4:4:4 is exact
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -88,7 +92,8 @@ class FolderSource:
         self.num_frames: int | None = len(self.names)
         self.rate = None
         self.time_base = None
-        self.notes: list[str] = []
+        self.notes: list[str] = []  # each kind of conversion once, in order of appearance
+        self.note_counts: dict[str, int] = {}  # frames each note applies to
         self.has_audio = False
 
     def frames(self) -> Iterator[Frame]:
@@ -113,8 +118,10 @@ class FolderSource:
                 raise RestoreError(f"frame {p} is not a readable image: {e}") from None
             arr, note2 = _to_rgb(arr)
             for n in (note, note2):
-                if n and n not in self.notes:
-                    self.notes.append(n)
+                if n:
+                    if n not in self.notes:
+                        self.notes.append(n)
+                    self.note_counts[n] = self.note_counts.get(n, 0) + 1
             if size is None:
                 size = arr.shape
             elif arr.shape != size:
@@ -155,6 +162,7 @@ class VideoSource:
             self.notes.append("grayscale frames are converted to RGB")
         if fmt.startswith(("yuva", "rgba", "bgra", "argb", "abgr", "ya", "gbrap")):
             self.notes.append("the alpha channel is dropped")
+        self.note_counts: dict[str, int] = {}  # a stream's format applies to every frame
 
     def events(self) -> Iterator[tuple[str, Any]]:
         """``("video", Frame)`` and ``("audio", packet)`` in demuxing order."""
@@ -212,12 +220,29 @@ class FolderSink:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
 
 class VideoSink:
     """H.264 video with the source's timing; the source's audio packets copied through."""
 
-    def __init__(self, path: str, source, width: int, height: int, crf: int = 18):
+    def __init__(self, path: str, source, width: int, height: int, crf: int = 18,
+                 pix_fmt: str = "yuv420p"):
         av = import_av()
+        if pix_fmt not in PIX_FMTS:
+            raise RestoreError(f"--pix-fmt {pix_fmt!r}: choose one of {', '.join(PIX_FMTS)}")
+        # yuv420p (what every player decodes) needs even sizes: an odd size is padded by
+        # repeating the last column/row, and the user told (``notes``).
+        self.pad = (height % 2, width % 2) if pix_fmt == "yuv420p" else (0, 0)
+        self.notes: list[str] = []
+        if any(self.pad):
+            self.notes.append(
+                f"the restored frames are {width}x{height}; yuv420p video needs even sizes, so "
+                f"the video is {width + self.pad[1]}x{height + self.pad[0]} with the last "
+                f"{'column and row' if all(self.pad) else 'column' if self.pad[1] else 'row'} "
+                f"repeated (--pix-fmt yuv444p keeps {width}x{height})")
+        width, height = width + self.pad[1], height + self.pad[0]
         try:
             self.container = av.open(path, "w")
         except (av.error.FFmpegError, ValueError) as e:
@@ -226,7 +251,7 @@ class VideoSink:
         rate = source.rate or fractions.Fraction(25)
         stream = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        stream.pix_fmt = pix_fmt
         self.time_base = source.time_base or fractions.Fraction(1, 1) / rate
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
@@ -237,6 +262,11 @@ class VideoSink:
             self.audio_stream = self.container.add_stream_from_template(source.audio)
         self._count = 0
         self._step = max(1, round(1 / (rate * self.time_base))) if source.time_base else 1
+        try:  # the file and its header now, not when libx264's lookahead releases a packet
+            self.container.start_encoding()
+        except (av.error.FFmpegError, ValueError) as e:
+            self.container.close()
+            raise RestoreError(f"cannot create video {path}: {e}") from None
 
     def _mux(self, packet) -> None:
         av = import_av()
@@ -248,6 +278,8 @@ class VideoSink:
 
     def write(self, image: np.ndarray, frame: Frame) -> None:
         av = import_av()
+        if any(self.pad):
+            image = np.pad(image, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         vf.pts = frame.pts if frame.pts is not None else self._count * self._step
         vf.time_base = self.time_base
@@ -264,3 +296,10 @@ class VideoSink:
         for packet in self.stream.encode(None):
             self._mux(packet)
         self.container.close()
+
+    def abort(self) -> None:
+        """Closes the file without flushing the encoder (after an error or Ctrl-C)."""
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - the file is removed anyway
+            pass

@@ -37,7 +37,7 @@ def _indices(c: int, n: int, num_frame: int, padding: str) -> list[int]:
     except ValueError:
         raise WindowError(f"a clip of {n} frames is too short for {num_frame}-frame windows "
                           f"with {padding!r} padding (frames outside the clip would be "
-                          f"needed); use 'replicate' padding") from None
+                          f"needed); use 'replicate' padding (--padding replicate)") from None
 
 
 class SlidingWindows:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edvr_jax.errors import run_cli
+from edvr_jax.errors import accept_underscores, run_cli
 from edvr_jax.zoo.catalog import PRESET_PARAMS, Entry, ZooError, catalog, lookup
 from edvr_jax.zoo.fetch import cache_dir, fetch, source_url
 
@@ -23,9 +23,10 @@ __all__ = ["build_parser", "main", "format_list"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edvr-zoo", description=__doc__.split("\n\n")[0],
+    text = __doc__.replace("``", "")  # plain text for --help
+    p = argparse.ArgumentParser(prog="edvr-zoo", description=text.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+                                epilog=text.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the catalogue, with what is cached")
     d = sub.add_parser("download", help="fetch and verify into the cache")
@@ -108,7 +109,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = accept_underscores(build_parser()).parse_args(argv)
     return run_cli("edvr-zoo", lambda: run(args))
 
 
