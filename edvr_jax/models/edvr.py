@@ -40,6 +40,12 @@ class EDVR(nn.Module):
     ``conv_first`` path cannot downsample). ``max_columns_bytes`` bounds the
     deformable convolution's intermediate (see ``edvr_jax.ops.deform_conv2d``);
     ``dtype`` is the compute dtype (parameters stay float32).
+
+    ``remat``: rematerialise (``nn.remat``, i.e. ``jax.checkpoint``) the PCD alignment as
+    one block and every residual block of feature extraction and reconstruction, so the
+    backward pass recomputes their insides instead of keeping them from the forward pass:
+    less memory for one more forward of those parts. Outputs, gradients and the parameter
+    tree are those of the plain model.
     """
 
     num_in_ch: int = 3
@@ -56,6 +62,7 @@ class EDVR(nn.Module):
     max_columns_bytes: int | None = None
     dtype: jnp.dtype | None = None
     precision: lax.PrecisionLike = None
+    remat: bool = False
 
     @property
     def center(self) -> int:
@@ -99,7 +106,10 @@ class EDVR(nn.Module):
         c = self.num_feat
         dt = self.dtype or x.dtype
         conv = functools.partial(Conv3x3, dtype=self.dtype, precision=self.precision)
-        blocks = functools.partial(ResidualBlockNoBN, c, dtype=self.dtype, precision=self.precision)
+        block_cls, pcd_cls = ResidualBlockNoBN, PCDAlignment
+        if self.remat:
+            block_cls, pcd_cls = nn.remat(ResidualBlockNoBN), nn.remat(PCDAlignment)
+        blocks = functools.partial(block_cls, c, dtype=self.dtype, precision=self.precision)
         frames = x.reshape(b * t, h, w, -1).astype(dt)
 
         # L1 features of every frame.
@@ -120,8 +130,8 @@ class EDVR(nn.Module):
             f = f.reshape((b, t) + f.shape[1:])
             ref = jnp.broadcast_to(f[:, self.center : self.center + 1], f.shape)
             pyramid.append((f.reshape((b * t,) + f.shape[2:]), ref.reshape((b * t,) + f.shape[2:])))
-        aligned = PCDAlignment(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
-                               precision=self.precision, name="pcd_align")(
+        aligned = pcd_cls(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
+                          precision=self.precision, name="pcd_align")(
             [p[0] for p in pyramid], [p[1] for p in pyramid])
         hf, wf = aligned.shape[1:3]
         aligned = aligned.reshape(b, t, hf, wf, c)
@@ -141,6 +151,8 @@ class EDVR(nn.Module):
         out = lrelu(pixel_shuffle(conv(64 * 4, name="upconv2")(out), 2))
         out = lrelu(conv(64, name="conv_hr")(out))
         out = conv(3, name="conv_last")(out)
-        centre = x[:, self.center].astype(out.dtype)
+        # The skip connection is added in the input's dtype: a bfloat16 model keeps the
+        # upsampled centre frame exact and rounds only its residual.
+        centre = x[:, self.center]
         base = centre if self.hr_in else upsample_bilinear(centre, 4)
-        return (out + base).astype(x.dtype)
+        return out.astype(x.dtype) + base
