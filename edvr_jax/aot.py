@@ -259,7 +259,9 @@ def infer_advice(report: dict) -> list[str]:
 # ----------------------------------------------------------------------------- output
 
 def _gib(n) -> str:
-    return "?" if n is None else f"{n / GiB:.2f} GiB"
+    if n is None:
+        return "?"
+    return f"{n / GiB:.2f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
 
 
 def _num(x) -> str:
@@ -339,9 +341,15 @@ def _train_config(rest: list[str]):
     unknown = [a for a in rest if not a.startswith("--config")]
     if unknown:
         raise AotError(f"unexpected arguments {unknown}")
+    argv = ["edvr-aot", *rest]
     fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", None, "a configs/*.py file", flag_values=fv, lock_config=True)
-    parse_flags(fv, ["edvr-aot", *rest], tool="edvr-aot")
+    # sys_argv: the overrides are found in these arguments, not in the process's sys.argv.
+    config_flags.DEFINE_config_file("config", None, "a configs/*.py file", flag_values=fv,
+                                    lock_config=True, sys_argv=argv)
+    try:
+        parse_flags(fv, argv, tool="edvr-aot")
+    except SystemExit as e:  # its one-line message, as a usage error of this tool
+        raise AotError(str(e.code).removeprefix("edvr-aot: error: ")) from None
     return fv.config
 
 
@@ -407,9 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
     # Compiling touches no chip, so several compilations may share the machine.
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    # Only quiet libtpu's probe of this (TPU-less) host; the compilation target is the
+    # --topology (the capacities of v5p and v6e topologies are unchanged by it).
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+    os.environ.setdefault("TPU_ACCELERATOR_TYPE", "v5litepod-4")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TPU_STDERR_LOG_LEVEL", "3")
-    os.environ.setdefault("TPU_MIN_LOG_LEVEL", "3")
     try:
         return run(sys.argv[1:] if argv is None else argv)
     except AotError as e:
