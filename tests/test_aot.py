@@ -2,6 +2,7 @@
 machine (needs libtpu, which the test extras install), and lowering both for CUDA."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,9 @@ try:
     HAVE_LIBTPU = True
 except ImportError:
     HAVE_LIBTPU = False
-needs_tpu_compiler = pytest.mark.skipif(not HAVE_LIBTPU, reason="libtpu not installed (pip install 'edvr_jax[tpu]')")
+# CI installs the test extras, libtpu included: there a missing TPU compiler fails the tests.
+needs_tpu_compiler = pytest.mark.skipif(not HAVE_LIBTPU and not os.environ.get("CI"),
+                                        reason="libtpu not installed (pip install 'edvr_jax[tpu]')")
 
 # configs/tiny.py cut down further so a TPU compilation takes seconds: no residual blocks, no
 # TSA, one 4x4 LQ clip (16x16 GT) per device of a v5e:2x2 (4 chips). PCD with its four DCNs stays.
@@ -74,7 +77,7 @@ def test_train_step_that_does_not_fit_is_refused_in_one_line(tmp_path):
     assert len(lines) == 1 and proc.stderr.rstrip().endswith(lines[0]), proc.stderr[-2000:]
     line = lines[0]
     assert line.startswith("edvr-aot: does not fit:") and "15.75 GiB HBM" in line and "TPU v5 lite" in line
-    assert "--config.model.remat=True" in line and "--config.train.compute_dtype=bfloat16" in line
+    assert "--config.model.remat=blocks|pcd|dcn" in line and "--config.train.compute_dtype=bfloat16" in line
     assert "--config.data.gt_size=4096" in line and "Traceback" not in proc.stderr
     r = json.loads(out.read_text())
     assert set(aot.KEYS) <= set(r) and r["fits"] is False

@@ -31,6 +31,8 @@ from edvr_jax.models.pcd import PCDAlignment
 from edvr_jax.models.predeblur import PredeblurModule
 from edvr_jax.models.tsa import TSAFusion
 
+REMAT_POLICIES = ("none", "blocks", "pcd", "dcn")
+
 
 class EDVR(nn.Module):
     """EDVR network; field names and defaults are BasicSR's.
@@ -41,11 +43,14 @@ class EDVR(nn.Module):
     deformable convolution's intermediate (see ``edvr_jax.ops.deform_conv2d``);
     ``dtype`` is the compute dtype (parameters stay float32).
 
-    ``remat``: rematerialise (``nn.remat``, i.e. ``jax.checkpoint``) the PCD alignment as
-    one block and every residual block of feature extraction and reconstruction, so the
-    backward pass recomputes their insides instead of keeping them from the forward pass:
-    less memory for one more forward of those parts. Outputs, gradients and the parameter
-    tree are those of the plain model.
+    ``remat`` (one of ``REMAT_POLICIES``): what the backward pass recomputes (``nn.remat``,
+    i.e. ``jax.checkpoint``) instead of keeping it from the forward pass. ``"blocks"``: the
+    insides of every residual block of feature extraction and reconstruction; ``"pcd"``: those
+    and the whole PCD alignment as one block; ``"dcn"``: the blocks and each DCNv2Pack of PCD
+    on its own (only one deformable convolution's sampling is live again at a time). Less
+    memory for about one more forward of those parts; outputs, gradients and the parameter
+    tree are those of ``"none"``. Which saves most depends on the backend's own memory
+    planning: measure with ``edvr-aot``.
     """
 
     num_in_ch: int = 3
@@ -62,7 +67,7 @@ class EDVR(nn.Module):
     max_columns_bytes: int | None = None
     dtype: jnp.dtype | None = None
     precision: lax.PrecisionLike = None
-    remat: bool = False
+    remat: str = "none"
 
     @property
     def center(self) -> int:
@@ -80,6 +85,8 @@ class EDVR(nn.Module):
 
     def check_input(self, x) -> None:
         """Raises ValueError with a plain message if ``x`` cannot go through the network."""
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"EDVR: remat must be one of {', '.join(REMAT_POLICIES)}, got {self.remat!r}")
         if self.hr_in and not self.with_predeblur:
             raise ValueError("EDVR: hr_in=True needs with_predeblur=True (as in BasicSR)")
         if self.num_frame % 2 != 1:
@@ -106,9 +113,8 @@ class EDVR(nn.Module):
         c = self.num_feat
         dt = self.dtype or x.dtype
         conv = functools.partial(Conv3x3, dtype=self.dtype, precision=self.precision)
-        block_cls, pcd_cls = ResidualBlockNoBN, PCDAlignment
-        if self.remat:
-            block_cls, pcd_cls = nn.remat(ResidualBlockNoBN), nn.remat(PCDAlignment)
+        block_cls = ResidualBlockNoBN if self.remat == "none" else nn.remat(ResidualBlockNoBN)
+        pcd_cls = nn.remat(PCDAlignment) if self.remat == "pcd" else PCDAlignment
         blocks = functools.partial(block_cls, c, dtype=self.dtype, precision=self.precision)
         frames = x.reshape(b * t, h, w, -1).astype(dt)
 
@@ -131,7 +137,7 @@ class EDVR(nn.Module):
             ref = jnp.broadcast_to(f[:, self.center : self.center + 1], f.shape)
             pyramid.append((f.reshape((b * t,) + f.shape[2:]), ref.reshape((b * t,) + f.shape[2:])))
         aligned = pcd_cls(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
-                          precision=self.precision, name="pcd_align")(
+                          precision=self.precision, remat_dcn=self.remat == "dcn", name="pcd_align")(
             [p[0] for p in pyramid], [p[1] for p in pyramid])
         hf, wf = aligned.shape[1:3]
         aligned = aligned.reshape(b, t, hf, wf, c)

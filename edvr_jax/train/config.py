@@ -43,9 +43,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.hr_in = False
     c.model.with_predeblur = False
     c.model.with_tsa = True
-    # Recompute PCD and the residual blocks in the backward pass instead of storing their
-    # activations (less memory, about one more forward of those parts); same gradients.
-    c.model.remat = False
+    # What the backward pass recomputes instead of storing: none | blocks (residual blocks) |
+    # pcd (blocks + PCD as one block) | dcn (blocks + each DCN of PCD); same gradients.
+    # See the README's table of what fits on which TPU.
+    c.model.remat = "none"
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = 600_000
