@@ -151,3 +151,12 @@ def test_train_step_and_inference_lower_for_cuda():
     exported = jax.export.export(restore_batch_program, platforms=["cuda"])(model, True, variables, x)
     assert exported.platforms == ("cuda",)
     assert [o.shape for o in exported.out_avals][0] == (1, 32, 48, 3)
+
+
+def test_nothing_in_the_package_imports_the_tool():
+    """edvr-aot is a leaf: no library module depends on it (or on libtpu through it)."""
+    from test_layers_imports import PKG, imports
+
+    users = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
+             if p.name != "aot.py" and any(n == "edvr_jax.aot" or n.startswith("edvr_jax.aot.") for n in imports(p))]
+    assert not users
