@@ -35,7 +35,8 @@ from edvr_jax.evaluate.metrics import to_uint8_batch
 from edvr_jax.evaluate.tiling import tile_grid
 from edvr_jax.models import crop_output, offset_stats, pad_to_multiple
 
-__all__ = ["NonFiniteOutput", "Restorer", "data_mesh", "nonfinite_message"]
+__all__ = ["NonFiniteOutput", "Restorer", "data_mesh", "lower_restore_batch", "nonfinite_message",
+           "restore_batch_program"]
 
 
 class NonFiniteOutput(ValueError):
@@ -72,6 +73,17 @@ def _apply(model, quantize: bool, variables, x):
     if quantize:
         out = to_uint8_batch(out)
     return out, offset_stats(state.get("diagnostics", {})), finite
+
+
+# The jitted batch program itself, ``(model, quantize, variables, x)`` with the first two
+# static: for tools that lower or export it (edvr-aot, the cuda export test).
+restore_batch_program = _apply
+
+
+def lower_restore_batch(model, variables: Any, x: Any, *, quantize: bool = False):
+    """The program a :class:`Restorer` runs on one batch, lowered for ``variables`` and ``x``
+    (arrays or ``jax.ShapeDtypeStruct`` with shardings), e.g. for a TPU topology (edvr-aot)."""
+    return restore_batch_program.trace(model, quantize, variables, x).lower()
 
 
 class Restorer:

@@ -31,6 +31,8 @@ from edvr_jax.models.pcd import PCDAlignment
 from edvr_jax.models.predeblur import PredeblurModule
 from edvr_jax.models.tsa import TSAFusion
 
+REMAT_POLICIES = ("none", "blocks", "pcd", "dcn")
+
 
 class EDVR(nn.Module):
     """EDVR network; field names and defaults are BasicSR's.
@@ -40,6 +42,15 @@ class EDVR(nn.Module):
     ``conv_first`` path cannot downsample). ``max_columns_bytes`` bounds the
     deformable convolution's intermediate (see ``edvr_jax.ops.deform_conv2d``);
     ``dtype`` is the compute dtype (parameters stay float32).
+
+    ``remat`` (one of ``REMAT_POLICIES``): what the backward pass recomputes (``nn.remat``,
+    i.e. ``jax.checkpoint``) instead of keeping it from the forward pass. ``"blocks"``: the
+    insides of every residual block of feature extraction and reconstruction; ``"pcd"``: those
+    and the whole PCD alignment as one block; ``"dcn"``: the blocks and each DCNv2Pack of PCD
+    on its own (only one deformable convolution's sampling is live again at a time). Less
+    memory for about one more forward of those parts; outputs, gradients and the parameter
+    tree are those of ``"none"``. Which saves most depends on the backend's own memory
+    planning: measure with ``edvr-aot``.
     """
 
     num_in_ch: int = 3
@@ -56,6 +67,7 @@ class EDVR(nn.Module):
     max_columns_bytes: int | None = None
     dtype: jnp.dtype | None = None
     precision: lax.PrecisionLike = None
+    remat: str = "none"
 
     @property
     def center(self) -> int:
@@ -73,6 +85,8 @@ class EDVR(nn.Module):
 
     def check_input(self, x) -> None:
         """Raises ValueError with a plain message if ``x`` cannot go through the network."""
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"EDVR: remat must be one of {', '.join(REMAT_POLICIES)}, got {self.remat!r}")
         if self.hr_in and not self.with_predeblur:
             raise ValueError("EDVR: hr_in=True needs with_predeblur=True (as in BasicSR)")
         if self.num_frame % 2 != 1:
@@ -99,7 +113,9 @@ class EDVR(nn.Module):
         c = self.num_feat
         dt = self.dtype or x.dtype
         conv = functools.partial(Conv3x3, dtype=self.dtype, precision=self.precision)
-        blocks = functools.partial(ResidualBlockNoBN, c, dtype=self.dtype, precision=self.precision)
+        block_cls = ResidualBlockNoBN if self.remat == "none" else nn.remat(ResidualBlockNoBN)
+        pcd_cls = nn.remat(PCDAlignment) if self.remat == "pcd" else PCDAlignment
+        blocks = functools.partial(block_cls, c, dtype=self.dtype, precision=self.precision)
         frames = x.reshape(b * t, h, w, -1).astype(dt)
 
         # L1 features of every frame.
@@ -120,8 +136,8 @@ class EDVR(nn.Module):
             f = f.reshape((b, t) + f.shape[1:])
             ref = jnp.broadcast_to(f[:, self.center : self.center + 1], f.shape)
             pyramid.append((f.reshape((b * t,) + f.shape[2:]), ref.reshape((b * t,) + f.shape[2:])))
-        aligned = PCDAlignment(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
-                               precision=self.precision, name="pcd_align")(
+        aligned = pcd_cls(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
+                          precision=self.precision, remat_dcn=self.remat == "dcn", name="pcd_align")(
             [p[0] for p in pyramid], [p[1] for p in pyramid])
         hf, wf = aligned.shape[1:3]
         aligned = aligned.reshape(b, t, hf, wf, c)
@@ -141,7 +157,9 @@ class EDVR(nn.Module):
         out = lrelu(pixel_shuffle(conv(64 * 4, name="upconv2")(out), 2))
         out = lrelu(conv(64, name="conv_hr")(out))
         out = conv(3, name="conv_last")(out)
-        centre = x[:, self.center].astype(out.dtype)
+        # The skip connection is added in the input's dtype: a bfloat16 model keeps the
+        # upsampled centre frame exact and rounds only its residual.
+        centre = x[:, self.center]
         base = centre if self.hr_in else upsample_bilinear(centre, 4)
-        return (out + base).astype(x.dtype)
+        return out.astype(x.dtype) + base
 

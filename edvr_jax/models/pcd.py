@@ -31,11 +31,13 @@ class PCDAlignment(nn.Module):
     max_columns_bytes: int | None = None
     dtype: jnp.dtype | None = None
     precision: lax.PrecisionLike = None
+    remat_dcn: bool = False  # recompute each DCNv2Pack in the backward pass (EDVR.remat="dcn")
 
     def setup(self):
         c = self.num_feat
         conv = functools.partial(Conv3x3, c, dtype=self.dtype, precision=self.precision)
-        dcn = functools.partial(DCNv2Pack, c, self.deformable_groups, self.max_columns_bytes,
+        dcn_cls = nn.remat(DCNv2Pack) if self.remat_dcn else DCNv2Pack
+        dcn = functools.partial(dcn_cls, c, self.deformable_groups, self.max_columns_bytes,
                                 dtype=self.dtype, precision=self.precision)
         self.offset_conv1 = {lv: conv() for lv in LEVELS}
         self.offset_conv2 = {lv: conv() for lv in LEVELS}

@@ -8,9 +8,10 @@ import sys
 EXIT_ERROR, EXIT_PREEMPTED = 1, 143  # 143 = 128 + SIGTERM, what a killed job reports
 
 
-def parse_flags(flag_values, argv: list[str]) -> list[str]:
+def parse_flags(flag_values, argv: list[str], tool: str = "train.py") -> list[str]:
     """absl flag parsing with one-line errors (exit code 1, no traceback): a missing
-    --config file, a config key that does not exist, a value of the wrong type."""
+    --config file, a config key that does not exist, a value of the wrong type. ``tool``
+    names the command in the messages."""
     import os
 
     from absl import flags
@@ -19,23 +20,23 @@ def parse_flags(flag_values, argv: list[str]) -> list[str]:
         if arg == "--config" or arg.startswith("--config="):
             path = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
             if path and not os.path.isfile(path.split(":")[0]):
-                sys.exit(f"train.py: error: --config {path}: no such file (expected a configs/*.py "
+                sys.exit(f"{tool}: error: --config {path}: no such file (expected a configs/*.py "
                          "file with get_config())")
     try:
         return flag_values(argv)
     except flags.Error as e:
-        sys.exit(f"train.py: error: {e} (see --helpfull)")
+        sys.exit(f"{tool}: error: {e} (see --helpfull)")
     except (KeyError, AttributeError, TypeError, ValueError) as e:
         detail = str(e.args[0] if e.args else e).replace("\\n", " ").replace("\\'", "'")
         detail = " ".join(detail.split()).strip("'\"").replace("' ", ": ", 1)
         overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
         bad = [a for a in overrides if any(p in detail for p in a[len("--config."):].split("."))]
         if not bad:
-            sys.exit(f"train.py: error: bad --config override ({detail})")
+            sys.exit(f"{tool}: error: bad --config override ({detail})")
         key = bad[0][len("--config."):]
         what = (f"config key {key!r} does not exist" if isinstance(e, KeyError | AttributeError)
                 else f"bad value for config key {key!r}")
-        sys.exit(f"train.py: error: {bad[0]}: {what} ({detail})")
+        sys.exit(f"{tool}: error: {bad[0]}: {what} ({detail})")
 
 
 def run(config, workdir: str, *, distributed: bool = False, coordinator_address: str | None = None,

@@ -40,6 +40,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     for name, default in ARCHITECTURE_DEFAULTS.items():
         setattr(c.model, name, placeholder(int) if default is None else default)
+    # What the backward pass recomputes instead of storing: none | blocks (residual blocks) |
+    # pcd (blocks + PCD as one block) | dcn (blocks + each DCN of PCD); same gradients.
+    # See the README's table of what fits on which TPU.
+    c.model.remat = "none"
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = 600_000

@@ -30,7 +30,14 @@ from edvr_jax.train.faults import NO_FAULTS, FaultHooks
 from edvr_jax.train.optim import make_optimizer, train_phases
 from edvr_jax.train.schedule import cosine_restart_schedule
 from edvr_jax.train.state import TrainState
-from edvr_jax.train.step import compile_train_step, global_batch, make_mesh, place_state, replicated
+from edvr_jax.train.step import (
+    PhasedStep,
+    compile_train_step,
+    global_batch,
+    make_mesh,
+    place_state,
+    replicated,
+)
 
 log = logging.getLogger("edvr_jax.train")
 
@@ -158,23 +165,55 @@ class RunStart:
     step: int
 
 
+def abstract_state(config, model, mesh):
+    """``(state, tx, schedule)`` with the TrainState as ``jax.ShapeDtypeStruct`` leaves placed
+    as the compiled step holds it (replicated on ``mesh``); nothing is computed or allocated."""
+    shapes = abstract_params(model)
+    tx, schedule = create_optimizer(config, shapes)
+    abstract = jax.eval_shape(lambda: TrainState.create(
+        jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), tx,
+        config.train.ema_decay > 0))
+    rep = replicated(mesh)
+    abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
+    return abstract, tx, schedule
+
+
+def create_train_step(config, model, params, tx, schedule, mesh) -> PhasedStep:
+    """The jitted data-parallel step of every training phase (``compile_train_step``) for
+    ``config``; ``params`` may be abstract (only their tree and names are read)."""
+    phases = train_phases(params, config.train.tsa_iter, list(config.train.frozen))
+    return compile_train_step(mesh, phases, model=model, tx=tx, schedule=schedule,
+                              loss_reduction=config.train.loss_reduction,
+                              loss_eps=config.train.loss_eps,
+                              ema_decay=config.train.ema_decay or None)
+
+
+def batch_shapes(config, model, scale: int) -> dict[str, tuple[int, ...]]:
+    """Global shapes of one training batch: ``lq (B, T, h, w, 3)`` and ``gt (B, H, W, 3)``."""
+    b, gt = config.train.batch_size, config.data.gt_size
+    lq = gt // scale
+    return {"lq": (b, model.num_frame, lq, lq, model.num_in_ch), "gt": (b, gt, gt, 3)}
+
+
+def check_run(config, model, mesh, scale: int) -> None:
+    """Refuses (TrainingError, one line) a batch that does not split over the devices or a
+    crop the model cannot take."""
+    _check_batch_size(config, mesh)
+    _check_crop(config, model, scale)
+
+
 def create_state(config, model, mesh, manager) -> RunStart:
     """The TrainState: restored from the latest checkpoint, or freshly initialised.
 
     The optimizer is built once, from the parameters' shapes. On resume nothing is
     initialised: the restore target is built abstractly with ``jax.eval_shape``.
     """
-    use_ema = config.train.ema_decay > 0
-    shapes = abstract_params(model)
-    tx, schedule = create_optimizer(config, shapes)
+    abstract, tx, schedule = abstract_state(config, model, mesh)
     start = manager.latest_step()
     if start is None:
         params, report = initial_params(config, model, mesh)
-        return RunStart(place_state(TrainState.create(params, tx, use_ema), mesh), tx, schedule, report, 0)
-    abstract = jax.eval_shape(lambda: TrainState.create(
-        jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), tx, use_ema))
-    rep = replicated(mesh)
-    abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
+        state = TrainState.create(params, tx, config.train.ema_decay > 0)
+        return RunStart(place_state(state, mesh), tx, schedule, report, 0)
     state = checkpoints.restore(manager, abstract, start)
     log.info("resumed from %s at step %d", manager.directory, start)
     return RunStart(state, tx, schedule, {"resumed": True}, int(start))
@@ -273,11 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     run_start = create_state(config, model, mesh, manager)
     state, tx, schedule, init_report, start = (run_start.state, run_start.tx, run_start.schedule,
                                                run_start.init_report, run_start.step)
-    phases = train_phases(state.params, config.train.tsa_iter, list(config.train.frozen))
-    step_fn = compile_train_step(mesh, phases, model=model, tx=tx, schedule=schedule,
-                                 loss_reduction=config.train.loss_reduction,
-                                 loss_eps=config.train.loss_eps,
-                                 ema_decay=config.train.ema_decay or None)
+    step_fn = create_train_step(config, model, state.params, tx, schedule, mesh)
     reporter = Reporter(config, workdir, start=start, total=config.train.num_steps)
     summary: dict[str, Any] = {"init": init_report, "resumed_from": start}
     last_saved = start
