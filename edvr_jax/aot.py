@@ -410,16 +410,10 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Process-wide settings belong to the entry point: compile-only, so no accelerator is
-    # initialised, and libtpu does not look for TPU metadata that a CPU machine lacks.
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
-    # Compiling touches no chip, so several compilations may share the machine.
-    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
-    # Only quiet libtpu's probe of this (TPU-less) host; the compilation target is the
-    # --topology (the capacities of v5p and v6e topologies are unchanged by it).
-    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
-    os.environ.setdefault("TPU_ACCELERATOR_TYPE", "v5litepod-4")
+    # Process-wide settings belong to the entry point: compile-only, no accelerator opened.
+    from edvr_jax.process import configure_compile_only_tpu
+
+    configure_compile_only_tpu()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return run(sys.argv[1:] if argv is None else argv)

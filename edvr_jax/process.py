@@ -37,7 +37,7 @@ import sys
 import threading
 import warnings
 
-__all__ = ["configure_tool_process", "deferred_interrupt", "interrupt_once"]
+__all__ = ["configure_compile_only_tpu", "configure_tool_process", "deferred_interrupt", "interrupt_once"]
 
 _QUIET = {"absl": logging.CRITICAL, "orbax": logging.CRITICAL, "asyncio": logging.CRITICAL,
           "tensorflow": logging.ERROR, "jax._src": logging.ERROR}
@@ -118,3 +118,19 @@ def deferred_interrupt():
         if callable(previous):
             previous(signal.SIGINT, None)  # _raise_once or Python's default: raises
         raise KeyboardInterrupt
+
+
+def configure_compile_only_tpu() -> None:
+    """Environment for compiling for TPU topologies on a machine without a TPU (``edvr-aot``,
+    the tests): set before JAX is imported, each only if unset.
+
+    JAX opens no accelerator (``JAX_PLATFORMS=cpu``; the TPU compiler is reached through
+    ``jax.experimental.topologies``), libtpu does not look for TPU metadata the host lacks,
+    and several processes may load libtpu at once (compiling touches no chip). The host
+    name and accelerator type only quiet libtpu's probe of this host; the compilation
+    target is the topology asked for (v5p and v6e capacities are unchanged by them).
+    """
+    for name, value in (("JAX_PLATFORMS", "cpu"), ("TPU_SKIP_MDS_QUERY", "1"),
+                        ("ALLOW_MULTIPLE_LIBTPU_LOAD", "1"), ("TPU_WORKER_HOSTNAMES", "localhost"),
+                        ("TPU_ACCELERATOR_TYPE", "v5litepod-4")):
+        os.environ.setdefault(name, value)

@@ -22,14 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("EDVR_JAX_TEST_OPTIMIZED", "") in ("", "0"):
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # The test extras bring libtpu (tests/test_aot.py compiles for TPU topologies); without a TPU,
-# JAX must not try to open one: every test runs on the CPU, and the TPU compiler is reached
-# through jax.experimental.topologies only. Quiet libtpu's probe of this TPU-less host, and let
-# several processes load it (compiling touches no chip).
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
-os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
-os.environ.setdefault("TPU_ACCELERATOR_TYPE", "v5litepod-4")
-os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+# JAX must not try to open one: every test runs on the CPU (edvr_jax.process imports no JAX).
+from edvr_jax.process import configure_compile_only_tpu  # noqa: E402
+
+configure_compile_only_tpu()
 sys.path.insert(0, str(ROOT / "tests"))
 
 import jax  # noqa: E402

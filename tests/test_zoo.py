@@ -507,12 +507,18 @@ def test_http_mirror_replaces_every_base_url(env, server, monkeypatch):
     assert [p for p, _ in server.requests] == ["/mirror/" + file] * 2 + ["/mirror/EDVR_M_x4_SR_REDS_official-32075921.pth"] * 2
 
 
-def test_local_folder_and_file_url_mirrors(env, tmp_path, monkeypatch):
-    mirror = tmp_path / "shared models"
+def folder_mirror(tmp_path, monkeypatch, name: str, folder: str):
+    """A catalogue entry ``name`` whose URL cannot be reached, served from a local mirror folder."""
+    mirror = tmp_path / folder
     mirror.mkdir()
     (mirror / FILE).write_bytes(BLOB)
-    use_catalog(tmp_path, monkeypatch, {"tiny": tiny_entry("https://unreachable.example/" + FILE)})
+    use_catalog(tmp_path, monkeypatch, {name: tiny_entry("https://unreachable.example/" + FILE)})
     monkeypatch.setenv("EDVR_JAX_ZOO_URL", str(mirror))
+    return mirror
+
+
+def test_local_folder_and_file_url_mirrors(env, tmp_path, monkeypatch):
+    mirror = folder_mirror(tmp_path, monkeypatch, "tiny", "shared models")
     assert pathlib.Path(zoo.resolve("tiny")).read_bytes() == BLOB
     (env / FILE).unlink()
     monkeypatch.setenv("EDVR_JAX_ZOO_URL", mirror.as_uri())
@@ -633,11 +639,7 @@ def test_edvr_zoo_console_script_is_declared():
 @pytest.fixture
 def named(env, tmp_path, monkeypatch):
     """'lab/tiny' in a team catalogue, served from a local mirror folder."""
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / FILE).write_bytes(BLOB)
-    use_catalog(tmp_path, monkeypatch, {"lab/tiny": tiny_entry("https://unreachable.example/" + FILE)})
-    monkeypatch.setenv("EDVR_JAX_ZOO_URL", str(mirror))
+    folder_mirror(tmp_path, monkeypatch, "lab/tiny", "mirror")
     return "lab/tiny"
 
 

@@ -64,6 +64,14 @@ class StreamStats:
     window_buffer: list[int] = dataclasses.field(default_factory=list)  # per stage
     pending_windows: list[int] = dataclasses.field(default_factory=list)  # per stage
 
+    def buffer_watch(self, k: int) -> Callable[[SlidingWindows], None]:
+        """For ``stage_windows``: records stage ``k``'s largest window buffer."""
+        return lambda sw: self.window_buffer.__setitem__(k, max(self.window_buffer[k], sw.peak))
+
+    def pending_watch(self, k: int) -> Callable[[int], None]:
+        """For ``stage_outputs``: records stage ``k``'s most windows waiting for a batch."""
+        return lambda n: self.pending_windows.__setitem__(k, max(self.pending_windows[k], n))
+
 
 def stage_windows(frames: Iterable[np.ndarray | None], num_frame: int, padding: str,
                   total: int | None = None, targets: Iterable[int] | None = None,
@@ -136,12 +144,10 @@ def chain_stages(frames: Iterable[np.ndarray | None], stages: Sequence[Restorer]
     targets = list(targets) if targets is not None else [None] * len(stages)
 
     def buffer_watch(k):
-        return None if stats is None else (
-            lambda sw: stats.window_buffer.__setitem__(k, max(stats.window_buffer[k], sw.peak)))
+        return None if stats is None else stats.buffer_watch(k)
 
     def pending_watch(k):
-        return None if stats is None else (
-            lambda n: stats.pending_windows.__setitem__(k, max(stats.pending_windows[k], n)))
+        return None if stats is None else stats.pending_watch(k)
 
     stream = stage_windows(as_float(frames), stages[0].model.num_frame, paddings[0], total,
                            targets[0], buffer_watch(0))
@@ -172,6 +178,5 @@ def restore_stream(frames: Iterable[np.ndarray], stages: Sequence[Restorer],
     stats.window_buffer[:] = [0] * len(stages)
     stats.pending_windows[:] = [0] * len(stages)
     k = len(stages) - 1
-    pending = (lambda n: stats.pending_windows.__setitem__(k, max(stats.pending_windows[k], n)))
     yield from stage_outputs(chain_stages(frames, stages, paddings, total=total, stats=stats),
-                             stages[-1], total=total, stage=k, watch=pending)
+                             stages[-1], total=total, stage=k, watch=stats.pending_watch(k))
