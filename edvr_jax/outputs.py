@@ -65,9 +65,9 @@ def replacing_folder(path: str | os.PathLike, *, merge: bool = False) -> Iterato
     new files moved into it (replacing files of the same name)."""
     path = os.path.abspath(os.fspath(path))
     tmp = partial_name(path)
-    _remove(tmp)
-    os.makedirs(tmp)
-    try:
+    try:  # creating it is inside: a Ctrl-C just after the folder appears removes it too
+        _remove(tmp)
+        os.makedirs(tmp)
         yield tmp
         if not os.path.exists(path):
             os.rename(tmp, path)

@@ -300,6 +300,10 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
             finish(pending)
     finally:
         stop.set()
+        # The reader may be inside JAX or an image decoder; left running into interpreter
+        # exit (after Ctrl-C or an error) it would be torn down there and abort the process.
+        # It stops within one frame read or stage-1 batch of ``stop``.
+        thread.join()
         bar.close()
         if pool is not None:
             pool.shutdown(wait=True)
