@@ -238,6 +238,45 @@ def test_ctrl_c_in_convert_leaves_no_model_folder(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_ctrl_c_the_moment_the_temporary_folder_appears_removes_it(tmp_path, monkeypatch):
+    """The window the subprocess tests above hit only sometimes, made certain: SIGINT
+    delivered right after ``mkdir`` returns, before anything is written."""
+    import edvr_jax.outputs as outputs
+
+    real = os.makedirs
+
+    def makedirs_then_ctrl_c(path, *a, **kw):
+        real(path, *a, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs.os, "makedirs", makedirs_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with outputs.replacing_folder(tmp_path / "m"):
+            pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluation_stops_its_reader_thread_before_returning_on_ctrl_c(tmp_path, monkeypatch):
+    """A reader thread left running into interpreter exit (inside TensorFlow or JAX) aborts
+    the process instead of exiting with 130; evaluate_clipset must join it."""
+    import threading
+
+    import edvr_jax.evaluate.evaluation as evaluation
+    from edvr_jax import load_model
+    from edvr_jax.data import get_clipset
+
+    model, variables = load_model(EDVR / "sr_tsa.pth")
+    clipset = get_clipset("folder", folder_dataset(tmp_path / "data", n=6, clips=("a",)))
+    def ctrl_c(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "_score", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.evaluate_clipset(model, variables, clipset, padding="reflection_circle",
+                                    batch_size=1, mesh=None, progress=False)
+    assert [t for t in threading.enumerate() if t.name == "edvr_jax-eval-reader"] == []
+
+
 # ----------------------------------------------------------------------------- flag spellings
 
 

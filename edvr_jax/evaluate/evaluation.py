@@ -250,7 +250,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                desc=f"{clipset.dataset} (compiling)")
     stop, q = threading.Event(), queue.Queue(maxsize=2)
     notes: set[str] = set()  # frame conversions met while reading (grayscale, alpha)
-    thread = threading.Thread(target=_producer, daemon=True,
+    thread = threading.Thread(target=_producer, daemon=True, name="edvr_jax-eval-reader",
                               args=(clipset, stages, padding, final.model.scale, q, stop, notes))
     start = time.perf_counter()
     thread.start()
