@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-__all__ = ["EXIT_INTERRUPTED", "Interrupted", "UserError", "accept_underscores", "run_cli"]
+__all__ = ["EXIT_INTERRUPTED", "Interrupted", "UserError", "accept_underscores", "counted", "run_cli"]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
@@ -70,3 +70,8 @@ def accept_underscores(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
             if opt.startswith("--") and alias not in parser._option_string_actions:
                 parser._option_string_actions[alias] = action
     return parser
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 clip"``, ``"3 clips"``, ``"0 notes"``: a count in the tools' messages."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -4,7 +4,11 @@ Library modules change nothing global at import: no environment variables, no lo
 levels, no interpreter hooks. Every command-line tool calls ``configure_tool_process()``
 first (``edvr_jax.errors.run_cli`` does it), before TensorFlow or JAX is imported:
 
-* ``TF_CPP_MIN_LOG_LEVEL=2`` unless set (TensorFlow's C++ start-up INFO/WARNING lines);
+* ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=0`` unless set: TensorFlow's C++
+  start-up lines (``oneDNN custom operations are on ...`` and absl's ``WARNING: All log
+  messages before absl::InitializeLog() ...``, which the log level alone does not stop).
+  The tools use TensorFlow only to read and augment uint8 frames, where oneDNN changes no
+  result;
 * absl, orbax and asyncio loggers at CRITICAL, tensorflow and jax internals at ERROR: a
   failed checkpoint read or write is reported by the tool as one line, not as the
   libraries' tracebacks (set ``EDVR_JAX_VERBOSE=1`` to keep every library's logs);
@@ -64,6 +68,7 @@ def configure_tool_process() -> None:
     if os.environ.get("EDVR_JAX_VERBOSE", "") not in ("", "0"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(level)
     sys.unraisablehook = _drop_closed_loop_noise(sys.unraisablehook)

@@ -14,6 +14,7 @@ CACHE = ROOT / ".jax_cache"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the tools set it (edvr_jax.process)
 # Tests compile many small programs and run each a few times: XLA's optimisation passes
 # cost far more than they save (the training-step tests run 3-4x faster without them, the
 # same results within every tolerance). Tests that measure what XLA allocates opt back

@@ -356,7 +356,7 @@ for tool, args in {
 case("eval.py", "frame_sizes_differ", lambda b, t: ev(b.good, b.eval["sizes"]), E,
      "clip a: frame", "0003.png is 20x16, but", "of the same clip is 16x16")
 case("edvr-restore", "frame_sizes_differ", lambda b, t: rs(b.frames["sizes"], b.good, t), E,
-     "frame", "0003.png is 16x20", "first frame is 16x16")
+     "frame", "0003.png is 20x16", "first frame is 16x16 (HxW)")
 case("train.py", "frame_sizes_differ", lambda b, t: train_on(b.train["sizes"]), T,
      "0002.png is 20x16", "0000.png", "16x16")
 case("eval.py", "lq_gt_ratio", lambda b, t: ev(b.good, b.eval["ratio"]), E,
@@ -395,7 +395,7 @@ def png_sizes(folder, hw):
 
 
 case("eval.py", "size_not_multiple_of_4", lambda b, t: ev(b.good, b.eval["odd"], "--save_images",
-     t / "imgs"), 0, "1 clips, 6 frames", "mean", png_sizes("imgs", (72, 88)))
+     t / "imgs"), 0, "1 clip, 6 frames", "mean", png_sizes("imgs", (72, 88)))
 case("edvr-restore", "grayscale_frame", lambda b, t: rs(b.frames["gray"], b.good, t), 0,
      "note: grayscale frames are converted to RGB")
 case("edvr-restore", "rgba_frame", lambda b, t: rs(b.frames["rgba"], b.good, t), 0,

@@ -180,9 +180,9 @@ def test_odd_size_video_is_yuv420p_padded_by_edge_replication(tmp_path):
                           env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("note: ")]
-    assert notes == ["note: the restored frames are 45x31; yuv420p video needs even sizes, so "
-                     "the video is 46x32 with the last column and row repeated (--pix-fmt "
-                     "yuv444p keeps 45x31)"], proc.stdout
+    assert notes == ["note: the restored frames are 31x45 (HxW); yuv420p video needs even "
+                     "sizes, so the video is 32x46 with the last row and column repeated "
+                     "(--pix-fmt yuv444p keeps 31x45)"], proc.stdout
     with av.open(str(out)) as c:
         v = c.streams.video[0]
         assert (v.codec_context.pix_fmt, v.width, v.height) == ("yuv420p", 46, 32)
@@ -275,6 +275,110 @@ def test_evaluation_stops_its_reader_thread_before_returning_on_ctrl_c(tmp_path,
         evaluation.evaluate_clipset(model, variables, clipset, padding="reflection_circle",
                                     batch_size=1, mesh=None, progress=False)
     assert [t for t in threading.enumerate() if t.name == "edvr_jax-eval-reader"] == []
+
+
+# ----------------------------------------------------------------------------- instant answers
+
+ARGUMENT_MISTAKES = r"""
+import contextlib, io, json, sys
+from edvr_jax.convert.cli import main as convert
+from edvr_jax.data.cli import main as data
+from edvr_jax.evaluate.cli import main as evaluate
+from edvr_jax.evaluate.restore import main as restore
+
+ckpt, tmp = sys.argv[1], sys.argv[2]
+cases = {
+    "restore: no input": (restore, ["nope.mp4", tmp + "/o.mp4", "--checkpoint", ckpt]),
+    "restore: output exists": (restore, [tmp + "/frames", tmp + "/full", "--checkpoint", ckpt]),
+    "restore: not a checkpoint": (restore, [tmp + "/frames", tmp + "/o", "--checkpoint", tmp + "/bad.pth"]),
+    "restore: --tile 0": (restore, [tmp + "/frames", tmp + "/o", "--checkpoint", ckpt, "--tile", "0"]),
+    "restore: model-name typo": (restore, [tmp + "/frames", tmp + "/o", "--checkpoint", "EDVR_L_x4_SR_REDZ"]),
+    "eval: no data root": (evaluate, ["--checkpoint", ckpt, "--dataset", "folder", "--data-root", "/nope"]),
+    "eval: not a checkpoint": (evaluate, ["--checkpoint", tmp + "/bad.pth", "--dataset", "folder", "--data-root", tmp]),
+    "eval: --out exists": (evaluate, ["--checkpoint", ckpt, "--dataset", "folder", "--data-root", tmp, "--out", tmp + "/r.json"]),
+    "convert: not a checkpoint": (convert, [tmp + "/bad.pth", tmp + "/m"]),
+    "convert: .pth without --to-torch": (convert, [ckpt, tmp + "/z.pth"]),
+    "data: check without --root": (data, ["check"]),
+    "data: folder without roots": (data, ["check", "--dataset", "folder"]),
+    "data: preview over a file": (data, ["preview", "--dataset", "demo", "--out", tmp + "/r.json"]),
+}
+found = {}
+for name, (main, argv) in cases.items():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as e:
+            code = e.code
+    found[name] = [code, err.getvalue().strip().splitlines()]
+found["imported"] = [m for m in ("tensorflow", "tensorflow_datasets", "orbax") if m in sys.modules]
+print(json.dumps(found))
+"""
+
+
+def test_argument_mistakes_are_one_line_and_import_no_tensorflow(tmp_path):
+    """Issue 16, item 1: every tool checks its arguments, paths and outputs before importing
+    TensorFlow (and before compiling anything); the answer is one line on stderr."""
+    import json
+
+    frame_folder(tmp_path / "frames", 3, hw=(16, 16))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "000.png").write_bytes(b"")
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    (tmp_path / "r.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-c", ARGUMENT_MISTAKES, str(EDVR / "sr_tsa.pth"),
+                           str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found.pop("imported") == []
+    expected = {"restore": "edvr-restore", "eval": "edvr-eval", "convert": "edvr-convert",
+                "data": "edvr-data"}
+    for case, (code, lines) in found.items():
+        tool_name = expected[case.split(":")[0]]
+        assert code in (1, 2) and len(lines) == 1, (case, code, lines)
+        assert lines[0].startswith(f"{tool_name}: error: "), (case, lines)
+    said = {case: lines[0] for case, (_, lines) in found.items()}
+    for case, words in [("restore: no input", "does not exist"),
+                        ("restore: output exists", "exists; pass --overwrite"),
+                        ("restore: not a checkpoint", "not a PyTorch checkpoint"),
+                        ("restore: --tile 0", "--tile must be >= 1"),
+                        ("restore: model-name typo", "did you mean 'EDVR_L_x4_SR_REDS'"),
+                        ("eval: no data root", "data root /nope does not exist"),
+                        ("eval: not a checkpoint", "not a PyTorch checkpoint"),
+                        ("eval: --out exists", "exists; pass --overwrite"),
+                        ("convert: not a checkpoint", "not a PyTorch checkpoint"),
+                        ("convert: .pth without --to-torch", "add --to-torch"),
+                        ("data: check without --root", "needs --root DIR"),
+                        ("data: folder without roots", "needs --gt-root DIR and --lq-root DIR"),
+                        ("data: preview over a file", "exists; pass --overwrite")]:
+        assert words in said[case], (case, said[case])
+
+
+def test_edvr_data_preview_names_gt_size_and_check_finds_cut_off_frames(tmp_path, capsys):
+    """Issue 16, item 7: a too-large crop names --gt-size; ``check`` without --decode finds
+    a truncated PNG (and says what it read); counts are singular when they are one."""
+    from edvr_jax.data.cli import main as data
+
+    root = folder_dataset(tmp_path / "data", n=6, clips=("a",))
+    out = tmp_path / "p.png"
+    roots = ["--dataset", "folder", "--gt-root", str(root / "GT"), "--lq-root", str(root / "LQ")]
+    assert data(["preview", *roots, "--out", str(out), "--gt-size", "512", "--batch", "1"]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "smaller than the LQ patch 128x128 (gt_size // scale): "
+        f"{root / 'LQ' / 'a' / '000.png'}; pass a smaller --gt-size (it is 512, the GT crop; "
+        "the LQ patch is --gt-size / 4)")
+    assert not out.exists() and partials(tmp_path) == []
+    frame = root / "LQ" / "a" / "002.png"
+    frame.write_bytes(frame.read_bytes()[:-20])
+    proc = subprocess.run([sys.executable, "-m", "edvr_jax.data.cli", "check", "--dataset",
+                           "folder", "--gt-root", root / "GT", "--lq-root", root / "LQ"],
+                          env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"ERROR frame {frame} is a truncated PNG" in proc.stdout, proc.stdout
+    assert ("checked 1 clip, 12 frame files (headers and file ends read, pixels not decoded): "
+            "1 error, 0 notes") in proc.stdout, proc.stdout
+    assert "1 clip, 6 frames" in proc.stdout
+    assert stderr_lines(proc.stderr) == []
 
 
 # ----------------------------------------------------------------------------- flag spellings

@@ -30,27 +30,22 @@ folder, clip or frame. `python -m edvr_jax.data check ...` scans a dataset up fr
 clip, index and pixel position) for tests anywhere in the project.
 """
 
-from edvr_jax.data.batches import iterate_batches
-from edvr_jax.data.check import CheckReport, check_clipset
-from edvr_jax.data.clips import (
-    Clip,
-    ClipSet,
-    DatasetError,
-    hide_accelerators_from_tf,
-    read_clip,
-    read_frames,
-    read_window,
-)
-from edvr_jax.data.datasets import DATASETS, get_clipset
-from edvr_jax.data.demo_clips import demo_clipset, imresize_bicubic, make_demo_clips
-from edvr_jax.data.folders import read_folder, read_vid4, read_vimeo90k
-from edvr_jax.data.pipeline import (
-    apply_choice,
-    crop_origin,
-    make_train_dataset,
-    sample_choice,
-)
-from edvr_jax.data.reds import PARTITIONS, TASKS, read_reds
+# Imported on first use (PEP 562), so that ``edvr-data --help`` and the other tools' argument
+# checks do not pay for TensorFlow.
+_WHERE = {
+    "iterate_batches": "batches",
+    "CheckReport": "check", "check_clipset": "check",
+    "Clip": "clips", "ClipSet": "clips", "DatasetError": "clips",
+    "hide_accelerators_from_tf": "clips", "read_clip": "clips", "read_frames": "clips",
+    "read_window": "clips",
+    "DATASETS": "datasets", "get_clipset": "datasets",
+    "demo_clipset": "demo_clips", "imresize_bicubic": "demo_clips",
+    "make_demo_clips": "demo_clips",
+    "read_folder": "folders", "read_vid4": "folders", "read_vimeo90k": "folders",
+    "apply_choice": "pipeline", "crop_origin": "pipeline", "make_train_dataset": "pipeline",
+    "sample_choice": "pipeline",
+    "PARTITIONS": "reds", "TASKS": "reds", "read_reds": "reds",
+}
 
 __all__ = [
     "DATASETS", "PARTITIONS", "TASKS", "CheckReport", "Clip", "ClipSet", "DatasetError",
@@ -60,3 +55,17 @@ __all__ = [
     "read_clip", "read_folder", "read_frames", "read_reds", "read_vid4", "read_vimeo90k",
     "read_window", "sample_choice",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,8 @@
 """Scan a whole dataset up front and report every bad frame.
 
-`check_clipset` reads the header of every LQ and GT frame (optionally decodes it) and
-reports, one line each:
+`check_clipset` reads the header and the last bytes of every LQ and GT frame (a PNG must
+end with its IEND chunk, a JPEG with its end-of-image marker, which catches cut-off files
+without decoding), or with ``decode`` decodes every frame, and reports, one line each:
 - errors: unreadable or corrupt frames, frames whose size differs from the clip's first
   frame, GT frames that are not `scale` x their LQ frame, clips shorter than num_frame, and
   (from the reader) clips whose LQ and GT frame lists differ or that are missing a folder;
@@ -25,7 +26,9 @@ from edvr_jax.data.clips import (
     gt_scale_problem,
     read_bytes,
     same_size_problem,
+    truncation_problem,
 )
+from edvr_jax.errors import counted
 
 _MODE_NOTES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "RGBA": "RGBA",
                "I;16": "16-bit grayscale", "I": "32-bit grayscale", "CMYK": "CMYK",
@@ -40,15 +43,17 @@ class CheckReport:
     frames: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    decoded: bool = False  # every frame decoded, not only its header and end read
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def summary(self) -> str:
-        verdict = "OK" if self.ok else f"{len(self.errors)} error(s)"
-        return (f"checked {self.clips} clips, {self.frames} frame files: {verdict}, "
-                f"{len(self.notes)} note(s)")
+        verdict = "OK" if self.ok else counted(len(self.errors), "error")
+        how = "decoded" if self.decoded else "headers and file ends read, pixels not decoded"
+        return (f"checked {counted(self.clips, 'clip')}, {counted(self.frames, 'frame file')} "
+                f"({how}): {verdict}, {counted(len(self.notes), 'note')}")
 
 
 def _inspect(ref: str, source, decode: bool) -> tuple[tuple[int, int] | None, str, str]:
@@ -60,6 +65,8 @@ def _inspect(ref: str, source, decode: bool) -> tuple[tuple[int, int] | None, st
             if arr.shape[:2] != (h, w):
                 return None, mode, f"frame {ref}: header says {h}x{w} but decodes to " \
                                    f"{arr.shape[0]}x{arr.shape[1]}"
+        elif problem := truncation_problem(ref, source):
+            return None, mode, problem
         return (h, w), mode, ""
     except DatasetError as e:
         return None, "", str(e)
@@ -105,6 +112,7 @@ def check_clipset(clips: ClipSet, *, num_frame: int | None = None, decode: bool 
     `progress`, if given, is called with each clip name as it is done.
     """
     report = report or CheckReport()
+    report.decoded = decode
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for clip in clips:
             errs, notes = _check_clip(clip, clips.scale, num_frame, decode, pool)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from edvr_jax.errors import UserError
+from edvr_jax.errors import UserError, counted
 from edvr_jax.frames import (  # noqa: F401  (re-exported: the readers' conversions and rules)
     gt_scale_problem,
     patch_problem,
@@ -142,8 +142,8 @@ class ClipSet:
 
     def describe(self) -> str:
         """One line: dataset, split, clip and frame counts, scale and layout."""
-        parts = [f"{self.dataset}", f"split={self.split or '-'}", f"{len(self.clips)} clips",
-                 f"{self.num_frames} frames", f"scale={self.scale}"]
+        parts = [f"{self.dataset}", f"split={self.split or '-'}", counted(len(self.clips), "clip"),
+                 counted(self.num_frames, "frame"), f"scale={self.scale}"]
         if self.task:
             parts.insert(1, f"task={self.task}")
         if self.partition:
@@ -318,6 +318,32 @@ def read_window(clip: Clip, lq_indices: Sequence[int], gt_index: int
     """One evaluation sample: LQ window (T, h, w, 3) and its GT frame (H, W, 3)."""
     lq, gt = read_clip(clip, lq_indices, [gt_index])
     return lq, gt[0]
+
+
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of a PNG
+
+
+def truncation_problem(ref: str, source: Any = None) -> str | None:
+    """Whether a PNG or JPEG frame ends as its format requires (PNG's IEND chunk, JPEG's
+    end-of-image marker), read from the file's first and last bytes: a cut-off copy or
+    download, caught without decoding. Other formats are not judged (None)."""
+    try:
+        if source is not None:
+            data = source.read_bytes(ref)
+            head, tail, size = data[:8], data[-64:], len(data)
+        else:
+            size = tf.io.gfile.stat(ref).length
+            with tf.io.gfile.GFile(ref, "rb") as f:
+                head = f.read(8)
+                f.seek(max(size - 64, 0))
+                tail = f.read()
+    except (tf.errors.OpError, OSError, KeyError, IndexError) as e:
+        return f"cannot read frame {ref}: {type(e).__name__}: {e}"
+    if head.startswith(b"\x89PNG") and not tail.endswith(_PNG_END):
+        return f"frame {ref} is a truncated PNG ({size} bytes, no IEND chunk at the end)"
+    if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
+        return f"frame {ref} is a truncated JPEG ({size} bytes, no end-of-image marker)"
+    return None
 
 
 def frame_header(ref: str, source: Any = None) -> tuple[int, int, str]:

@@ -40,12 +40,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
-from edvr_jax.data import Clip, ClipSet, read_frames
 from edvr_jax.errors import UserError
 from edvr_jax.evaluate.frame_index import generate_frame_indices
 from edvr_jax.evaluate.inference import NonFiniteOutput, Restorer, nonfinite_message
@@ -53,6 +52,9 @@ from edvr_jax.evaluate.metrics import psnr_batch, ssim_batch, tensor_to_uint8
 from edvr_jax.evaluate.stream import chain_stages, make_stages
 from edvr_jax.frames import gt_scale_problem, same_size_problem
 from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
+
+if TYPE_CHECKING:  # the readers import TensorFlow: only when frames are read
+    from edvr_jax.data import Clip, ClipSet
 
 __all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]
 
@@ -91,6 +93,8 @@ class _Item:
 
 
 def _read_one(path: str, source: Any, notes: set[str] | None = None) -> np.ndarray:
+    from edvr_jax.data import read_frames
+
     return read_frames([path], source, notes=notes)[0]
 
 
@@ -237,6 +241,10 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     if not clipset.clips:
         raise EvaluationError(f"{clipset.dataset}: no clips to evaluate under {clipset.root}")
     stages = make_stages(model, variables, batch_size=batch_size, mesh=mesh)
+    for clip in clipset.clips:  # a clip too short for the padding, before anything compiles
+        targets = _targets(clip)
+        for r in reversed(stages):
+            targets = _needed(targets, clip.num_frames, r.model.num_frame, padding, clip.name)
     final = stages[-1]
     names = metric_names(test_y_channel, report_rgb_and_y)
     per_frame: dict[str, list[dict[str, float]]] = {c.name: [] for c in clipset.clips}

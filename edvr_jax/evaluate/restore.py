@@ -158,8 +158,8 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                     continue
                 if first and item.image.shape != first[0]:
                     raise RestoreError(f"frame {item.name} of {args.input} is "
-                                       f"{item.image.shape[1]}x{item.image.shape[0]}, earlier "
-                                       f"frames {first[0][1]}x{first[0][0]}; the frame size "
+                                       f"{item.image.shape[0]}x{item.image.shape[1]}, earlier "
+                                       f"frames {first[0][0]}x{first[0][1]} (HxW); the frame size "
                                        f"must not change")
                 if not first:
                     first.append(item.image.shape)

@@ -59,11 +59,13 @@ def to_json(result: dict[str, Any]) -> str:
 
 
 def _check_paths(checkpoint, data_root, stage2, out, save_images, overwrite):
-    from edvr_jax.data.clips import isdir
-
     for what, path in (("checkpoint", checkpoint), ("stage-2 checkpoint", stage2)):
         if path is not None:
             check(path, what)  # an existing path or a catalogue name (fetched by run)
+    if "://" in data_root:  # gs:// and the like: through tf.io.gfile
+        from edvr_jax.data.clips import isdir
+    else:  # a local folder: answered without importing TensorFlow
+        isdir = os.path.isdir
     if not isdir(data_root):
         raise EvaluationError(f"data root {data_root} does not exist or is not a folder")
     if out is not None and os.path.exists(out) and not overwrite:
@@ -106,8 +108,6 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
     Returns the result dict (also written to ``out`` as JSON when given):
     ``{"settings", "clips", "mean", "timing", "offsets", "warnings"}``.
     """
-    from edvr_jax.data import get_clipset
-
     _check_paths(checkpoint, data_root, stage2, out, save_images, overwrite)
     if crop_border < 0:
         raise EvaluationError(f"--crop_border must be >= 0, got {crop_border}")
@@ -133,6 +133,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
     padding = padding or proto.padding
     test_y = proto.test_y_channel if y_channel is None else bool(y_channel)
     kwargs = {"scale": model.scale} if proto.reader == "folder" else {}
+    from edvr_jax.data import get_clipset  # TensorFlow, once the arguments are known good
+
     clipset = get_clipset(proto.reader, data_root, task=proto.task, split=proto.split,
                           partition=proto.partition or "REDS4", **kwargs)
     echo(f"{clipset.describe()}")

@@ -125,8 +125,8 @@ class FolderSource:
             if size is None:
                 size = arr.shape
             elif arr.shape != size:
-                raise RestoreError(f"frame {p} is {arr.shape[1]}x{arr.shape[0]}, but the first "
-                                   f"frame is {size[1]}x{size[0]}; all frames must share a size")
+                raise RestoreError(f"frame {p} is {arr.shape[0]}x{arr.shape[1]}, but the first "
+                                   f"frame is {size[0]}x{size[1]} (HxW); all frames must share a size")
             yield Frame(np.ascontiguousarray(arr), None, os.path.splitext(name)[0])
 
     def close(self) -> None:
@@ -238,10 +238,10 @@ class VideoSink:
         self.notes: list[str] = []
         if any(self.pad):
             self.notes.append(
-                f"the restored frames are {width}x{height}; yuv420p video needs even sizes, so "
-                f"the video is {width + self.pad[1]}x{height + self.pad[0]} with the last "
-                f"{'column and row' if all(self.pad) else 'column' if self.pad[1] else 'row'} "
-                f"repeated (--pix-fmt yuv444p keeps {width}x{height})")
+                f"the restored frames are {height}x{width} (HxW); yuv420p video needs even sizes, "
+                f"so the video is {height + self.pad[0]}x{width + self.pad[1]} with the last "
+                f"{'row and column' if all(self.pad) else 'column' if self.pad[1] else 'row'} "
+                f"repeated (--pix-fmt yuv444p keeps {height}x{width})")
         width, height = width + self.pad[1], height + self.pad[0]
         try:
             self.container = av.open(path, "w")
