@@ -374,7 +374,7 @@ def test_edvr_data_preview_names_gt_size_and_check_finds_cut_off_frames(tmp_path
                            "folder", "--gt-root", root / "GT", "--lq-root", root / "LQ"],
                           env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"ERROR frame {frame} is a truncated PNG" in proc.stdout, proc.stdout
+    assert f"ERROR frame {frame} is not a readable image: a truncated PNG" in proc.stdout, proc.stdout
     assert ("checked 1 clip, 12 frame files (headers and file ends read, pixels not decoded): "
             "1 error, 0 notes") in proc.stdout, proc.stdout
     assert "1 clip, 6 frames" in proc.stdout

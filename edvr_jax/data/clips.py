@@ -19,7 +19,6 @@ arithmetic as BasicSR's `img.astype(np.float32) / 255.`), clips as `(T, H, W, 3)
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -243,15 +242,20 @@ def decode_frame(data: bytes, name: str = "<bytes>", notes: set[str] | None = No
     """
     if not data:
         raise DatasetError(f"frame {name} is empty (0 bytes)")
+    # Checked here rather than read out of TensorFlow's error text: what the file is, and
+    # whether it ends as its format requires.
+    if not (data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
+        raise DatasetError(f"frame {name} is not a readable image: not PNG, JPEG, BMP, GIF, WebP "
+                           f"nor JPEG XL (it starts with {data[:8]!r})")
+    if problem := _cut_off(name, data[:8], data[-64:], len(data)):
+        raise DatasetError(problem)
     hide_accelerators_from_tf()
     try:
         img = tf.io.decode_image(data, channels=0, dtype=tf.uint8,
                                  expand_animations=False).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        msg = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", str(e)).strip()
-        msg = msg.splitlines()[0] if msg else type(e).__name__
-        raise DatasetError(f"frame {name} is not a readable image (corrupt or truncated?): "
-                           f"{msg}") from None
+        raise DatasetError(f"frame {name} is not a readable image: its {len(data)} bytes do not "
+                           f"decode ({type(e).__name__} from tf.io.decode_image)") from None
     channels = img.shape[-1]
     if channels in (1, 2):
         img = np.repeat(img[..., :1], 3, axis=-1)
@@ -321,6 +325,10 @@ def read_window(clip: Clip, lq_indices: Sequence[int], gt_index: int
 
 
 _PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of a PNG
+_PNG, _JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
+# What tf.io.decode_image reads, by signature (WebP: RIFF....WEBP; JPEG XL: bare or boxed).
+_SIGNATURES = (_PNG, _JPEG, b"GIF87a", b"GIF89a", b"BM", b"\xff\x0a",
+               b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a")
 
 
 def truncation_problem(ref: str, source: Any = None) -> str | None:
@@ -339,10 +347,14 @@ def truncation_problem(ref: str, source: Any = None) -> str | None:
                 tail = f.read()
     except (tf.errors.OpError, OSError, KeyError, IndexError) as e:
         return f"cannot read frame {ref}: {type(e).__name__}: {e}"
-    if head.startswith(b"\x89PNG") and not tail.endswith(_PNG_END):
-        return f"frame {ref} is a truncated PNG ({size} bytes, no IEND chunk at the end)"
-    if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
-        return f"frame {ref} is a truncated JPEG ({size} bytes, no end-of-image marker)"
+    return _cut_off(ref, head, tail, size)
+
+
+def _cut_off(ref: str, head: bytes, tail: bytes, size: int) -> str | None:
+    if head.startswith(_PNG) and not tail.endswith(_PNG_END):
+        return f"frame {ref} is not a readable image: a truncated PNG ({size} bytes, no IEND chunk at the end)"
+    if head.startswith(_JPEG) and b"\xff\xd9" not in tail[-64:]:
+        return f"frame {ref} is not a readable image: a truncated JPEG ({size} bytes, no end-of-image marker)"
     return None
 
 
