@@ -214,15 +214,14 @@ def test_size_estimates_use_the_preset_parameter_counts():
     assert {n: int(c.replace(",", "")) for n, c in rows} == zcat.PRESET_PARAMS
 
 
-def test_import_is_light_and_fast():
-    code = ("import sys, time; t = time.perf_counter(); import edvr_jax.zoo.cli; "
-            "dt = time.perf_counter() - t; "
-            "heavy = [m for m in ('jax', 'numpy', 'tensorflow', 'tqdm', 'gdown') if m in sys.modules]; "
-            "print(dt, heavy)")
+def test_import_is_light():
+    """The zoo imports the standard library only (0.05-0.07 s measured; the figure is not
+    asserted: a wall-clock bound fails on a loaded machine)."""
+    code = ("import sys; import edvr_jax.zoo.cli; "
+            "print([m for m in ('jax', 'numpy', 'tensorflow', 'tqdm', 'gdown') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.split(maxsplit=1)
-    assert out[1].strip() == "[]"
-    assert float(out[0]) < 0.5  # measured 0.05-0.07 s
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_cache_folder_resolution(monkeypatch, tmp_path):
