@@ -24,7 +24,7 @@ PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile
 test: $(STAMP)
 	$(PYTEST)
 
-# The inner loop: everything but the end-to-end subprocess runs marked slow.
+# The inner loop: everything but the tests marked slow (subprocess runs, whole-step compiles).
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
 

@@ -128,6 +128,7 @@ def test_parse_exhausted_message():
     assert aot.parse_exhausted("no figures") == {}
 
 
+@pytest.mark.slow
 def test_train_step_and_inference_lower_for_cuda():
     """Both programs lower for CUDA (jax.export): no CPU-only construct in them."""
     from entry_points import tiny_config

@@ -82,6 +82,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, data_dir, capsys, case, 
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_script_is_installed(tmp_path, data_dir):
     exe = pathlib.Path(sys.executable).parent / "edvr-convert"
     assert exe.exists(), "pip install -e . registers the edvr-convert console script"

@@ -151,6 +151,7 @@ def test_crop_origin_is_uniform_over_valid_positions():
     assert got == [[0, 0], [6, 8], [3, 2]]
 
 
+@pytest.mark.slow
 def test_restart_at_any_step_gives_identical_batches(coded):
     full = batches(make(coded, num_steps=6, random_reverse=True))
     for start in (2, 5):
@@ -164,6 +165,7 @@ def test_restart_at_any_step_gives_identical_batches(coded):
 
 
 @pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.slow
 def test_processes_split_the_global_batch_exactly(coded, count):
     single = batches(make(coded, global_batch_size=6, num_steps=2))
     parts = [batches(make(coded, global_batch_size=6, num_steps=2, process_index=p,

@@ -86,6 +86,7 @@ def random_case(rng, n, h, w, cin, cout, groups, kernel_hw, stride, padding, dil
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("chunk_bytes", [None, 1, 3000, 300_000])
+@pytest.mark.slow
 def test_matches_numpy_reference_incl_chunking(chunk_bytes, impl):
     rng = np.random.default_rng(0)
     for shape in [
@@ -105,6 +106,7 @@ def test_matches_numpy_reference_incl_chunking(chunk_bytes, impl):
     ("gather", 7 * 9 * 8 * 4 * 3),  # 3 output rows per chunk
     ("packed", 2 * 9 * 2 * 128 * 4 * 17),  # 17 positions per chunk (2 x 9 taps x 2 groups x 1 line)
 ])
+@pytest.mark.slow
 def test_chunked_gradients_equal_unchunked(impl, chunk_bytes):
     rng = np.random.default_rng(1)
     args = tuple(jnp.float32(a) for a in random_case(rng, 2, 6, 7, 8, 4, 2, (3, 3), (1, 1), (1, 1), (1, 1), 2.0))
@@ -116,6 +118,7 @@ def test_chunked_gradients_equal_unchunked(impl, chunk_bytes):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 1, 1), (1, 2, 2), ((2, 1), (0, 1), (1, 2))])
+@pytest.mark.slow
 def test_zero_offsets_unit_mask_is_plain_convolution(stride, padding, dilation, impl):
     rng = np.random.default_rng(2)
     x = jnp.float32(rng.standard_normal((2, 9, 12, 8)))
@@ -136,6 +139,7 @@ def test_zero_offsets_unit_mask_is_plain_convolution(stride, padding, dilation, 
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.slow
 def test_gradients_check_grads_float64_away_from_kinks(impl):
     with jax.enable_x64(True):
         rng = np.random.default_rng(3)
@@ -149,6 +153,7 @@ def test_gradients_check_grads_float64_away_from_kinks(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.slow
 def test_offset_gradient_is_nonzero_and_one_sided_at_integer_positions(impl):
     """EDVR starts with offsets exactly 0: the offset gradient must not vanish there."""
     with jax.enable_x64(True):
@@ -177,6 +182,7 @@ def test_offset_gradient_is_nonzero_and_one_sided_at_integer_positions(impl):
     dh=st.integers(1, 2), dw=st.integers(1, 2), scale=st.sampled_from([0.0, 0.5, 2.0, 8.0]),
     integer=st.booleans(), seed=st.integers(0, 2**31 - 1), impl=st.sampled_from(IMPLS),
 )
+@pytest.mark.slow
 def test_property_matches_numpy_reference(n, h, w, groups, cg, cout, kh, kw, sh, sw, ph, pw, dh, dw,
                                           scale, integer, seed, impl):
     ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -207,6 +213,7 @@ class TestWithAndWithoutJit(chex.TestCase):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_positions_in_float32(impl):
     rng = np.random.default_rng(6)
     x, off, mask, kernel, bias = random_case(rng, 1, 12, 40, 8, 4, 2, (3, 3), (1, 1), (1, 1), (1, 1), 3.0)

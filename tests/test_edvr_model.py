@@ -60,18 +60,21 @@ def test_alignment_matters_in_the_fixtures(loaded, io):
     assert rel_err(out, io["sr_tsa/y"]) > 1e-2
 
 
+@pytest.mark.slow
 def test_mmagic_checkpoint_gives_the_same_model(data_dir, io):
     model, variables, info = load_pth_model(data_dir / "edvr" / "sr_tsa_mmagic.pth")
     assert info["layout"] == "mmagic" and info["param_key"] == "state_dict"
     assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa/x"]), io["sr_tsa/y"]) < TOL
 
 
+@pytest.mark.slow
 def test_2019_legacy_checkpoint_gives_the_same_model(data_dir, io):
     model, variables, info = load_pth_model(data_dir / "edvr" / "sr_tsa_2019.pth")
     assert info["layout"] == "edvr2019"
     assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa/x"]), io["sr_tsa/y"]) < TOL
 
 
+@pytest.mark.slow
 def test_two_stage_equals_stage2_on_stage1_windows(loaded, data_dir, io):
     m1, v1, _ = loaded["sr_tsa"]
     m2, v2, _ = load_pth_model(data_dir / "edvr" / "stage2.pth")
@@ -81,6 +84,7 @@ def test_two_stage_equals_stage2_on_stage1_windows(loaded, data_dir, io):
     assert rel_err(out, io["two_stage/y"]) < 5e-6
 
 
+@pytest.mark.slow
 def test_center_frame_idx_override(data_dir, io):
     # sr_tsa_t7 uses centre 2 of 7, which the weights cannot tell: the default (3) differs.
     model, variables, _ = load_pth_model(data_dir / "edvr" / "sr_tsa_t7.pth")
@@ -90,6 +94,7 @@ def test_center_frame_idx_override(data_dir, io):
     assert rel_err(jax.jit(model.apply)(variables, io["sr_tsa_t7/x"]), io["sr_tsa_t7/y"]) < TOL
 
 
+@pytest.mark.slow
 def test_fresh_model_initialises_like_basicsr():
     """At init every DCN is a plain conv scaled by the 0.5 mask: offsets exactly 0."""
     model = EDVR(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
@@ -103,6 +108,7 @@ def test_fresh_model_initialises_like_basicsr():
     assert abs(float(jnp.std(rb)) - 0.1 * (2 / (9 * 8)) ** 0.5) < 0.01  # Kaiming x 0.1
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_is_close(loaded, io):
     model, variables, _ = loaded["sr_tsa"]
     out = jax.jit(model.clone(dtype=jnp.bfloat16).apply)(variables, io["sr_tsa/x"])

@@ -121,6 +121,7 @@ def test_one_function_decides_the_padding():
     assert get_protocol("vid4", model=sr).padding == "reflection_circle"
 
 
+@pytest.mark.slow
 def test_srblur_model_gets_replicate_in_eval_py_and_restore(tmp_path, capsys):
     from edvr_jax.evaluate.restore import main
 

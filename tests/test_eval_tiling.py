@@ -114,6 +114,7 @@ def clip():
     return np.random.default_rng(7).random((1, 5, 8, 216, 3), dtype=np.float32)
 
 
+@pytest.mark.slow
 def test_derived_receptive_field_bounds_the_measured_one(sr_tsa, clip):
     """Support of d out[y, X] / d input along W, at two output phases, vs the derivation."""
     model, variables = sr_tsa
@@ -139,6 +140,7 @@ def test_derived_receptive_field_bounds_the_measured_one(sr_tsa, clip):
     assert receptive_field(model) == 62  # zero offsets
 
 
+@pytest.mark.slow
 def test_tiled_equals_untiled_when_the_overlap_covers_the_receptive_field(sr_tsa, clip):
     model, variables = sr_tsa
     rf = receptive_field(model, max_offset(model, variables, clip))  # 85: offsets up to ~6 px

@@ -81,6 +81,7 @@ def block_sums(img):
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.slow
 def test_eval_py_reproduces_basicsr(eval_runs, basicsr, case):
     ref, blocks = basicsr
     ref = ref[case]
@@ -237,6 +238,7 @@ def reference_loop(model, variables, clipset, padding, y):
     return out
 
 
+@pytest.mark.slow
 def test_batched_jitted_evaluator_equals_reference_loop(odd_folder):
     """Odd frame size (padded to 4 and cropped), a padded last batch, Y and RGB, crop 0."""
     root = odd_folder
@@ -327,6 +329,7 @@ def test_sharded_over_8_devices_equals_1_device(odd_folder, sharded_run):
             assert f["ssim"] == pytest.approx(g["ssim"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_two_stage_equals_stage_by_stage_loop(trees):
     """--stage2: stage 1 over all frames (uint8-rounded), then stage 2, each with its padding."""
     from edvr_jax.evaluate.run_eval import load
@@ -358,6 +361,7 @@ def test_two_stage_equals_stage_by_stage_loop(trees):
 # ----------------------------------------------------------------------------- user errors
 
 
+@pytest.mark.slow
 def test_clear_errors_without_traceback(trees, odd_folder, tmp_path, capsys):
     ev = load_eval_py()
     ck = f"{EDVR}/sr_tsa.pth"

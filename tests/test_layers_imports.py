@@ -4,6 +4,8 @@
 import ast
 import pathlib
 
+import pytest
+
 PKG = pathlib.Path(__file__).resolve().parent.parent / "edvr_jax"
 LOWER = ("convert", "models", "ops", "data", "errors", "process", "frames", "tasks", "architecture",
          "zoo")  # never import evaluate or train
@@ -52,6 +54,7 @@ def test_the_checker_sees_function_level_imports(tmp_path):
                           "edvr_jax", "edvr_jax.data"}
 
 
+@pytest.mark.slow
 def test_importing_the_library_changes_nothing_process_wide():
     """Environment, logger levels, sys.unraisablehook and TensorFlow's devices are the
     entry points' to set (edvr_jax.process), not an import's."""

@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from edvr_jax.evaluate.inference import Restorer
 from edvr_jax.models import EDVR
@@ -16,6 +17,7 @@ from edvr_jax.train.step import compile_train_step, make_mesh, place_state, trai
 TINY = dict(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
 
 
+@pytest.mark.slow
 def test_train_step_cache_does_not_grow():
     model = EDVR(**TINY)
     rng = np.random.default_rng(0)
@@ -41,6 +43,7 @@ def test_train_step_cache_does_not_grow():
     assert plain._cache_size() == 1
 
 
+@pytest.mark.slow
 def test_evaluation_compiles_once_per_frame_size():
     model = EDVR(**TINY)
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 3, 8, 8, 3)))

@@ -63,6 +63,7 @@ def test_remat_gives_the_plain_models_parameters_and_gradients():
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-6), d0, d1)
 
 
+@pytest.mark.slow
 def test_remat_policies_recompute_what_they_name():
     x = jnp.zeros((1, 3, 8, 8, 3))
     blocks = TINY["num_extract_block"] + TINY["num_reconstruct_block"]
@@ -83,6 +84,7 @@ def test_config_selects_remat():
     assert create_model(c).remat == "dcn"
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_covers_every_convolution_and_matmul():
     """With compute_dtype bfloat16 every conv / dot of the forward and backward pass runs in
     bfloat16; only the sampling positions (offsets, masks, bilinear weights) and the loss stay

@@ -76,6 +76,7 @@ def reference(stages, frames, padding="reflection_circle"):
     return [stages[0](x[generate_frame_indices(c, n, 5, padding)][None])[0] for c in range(n)]
 
 
+@pytest.mark.slow
 def test_video_to_4x_video_with_audio_and_timing(tmp_path, stages, capsys):
     gts = eval_trees.scene(7, 8, (128, 128))
     src = make_video(tmp_path / "in.mp4", [eval_trees.downsample4(g) for g in gts])
@@ -99,6 +100,7 @@ def test_video_to_4x_video_with_audio_and_timing(tmp_path, stages, capsys):
     assert (err + 100 * np.eye(8)).min() > 5 * err.diagonal().max()
 
 
+@pytest.mark.slow
 def test_frame_folder_to_png_folder_exactly(tmp_path, stages, capsys):
     src = tmp_path / "frames"
     src.mkdir()
@@ -126,6 +128,7 @@ def test_frame_folder_to_png_folder_exactly(tmp_path, stages, capsys):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "gout" / "0.png")), want[0])
 
 
+@pytest.mark.slow
 def test_two_stages_streamed_with_their_own_border_padding(tmp_path):
     """--stage2: stage-1 outputs (uint8) through stage 2's 3-frame windows; replicate padding
     for both (forced here; by default they take the x4 model's reflection_circle)."""

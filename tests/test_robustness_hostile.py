@@ -252,6 +252,7 @@ def env():
                 TF_CPP_MIN_LOG_LEVEL="2")
 
 
+@pytest.mark.slow
 def test_train_py_and_edvr_convert_entry_points_refuse(armed, tmp_path):
     t, files = armed
     legacy, needle = files[("os.system", "legacy")]

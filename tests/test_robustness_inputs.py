@@ -486,6 +486,7 @@ def entry_env(demo_cache=None):
 
 
 @pytest.mark.parametrize("tool", ["edvr-convert", "edvr-restore", "eval.py"])
+@pytest.mark.slow
 def test_console_entry_points(b, tmp_path, tool):
     exe = pathlib.Path(sys.executable).parent
     cmd = {"edvr-convert": [exe / "edvr-convert", b.pth["truncated"], tmp_path / "o"],

@@ -38,6 +38,7 @@ def b(tmp_path_factory):
                                  train={"corrupt": tree})
 
 
+@pytest.mark.slow
 def test_train_init_from_non_strict(b, caplog):
     """``train.init_from`` follows BasicSR's ``strict_load_g: false``: matching tensors are
     loaded, each missing / extra / misshapen one is logged and keeps its fresh value."""
@@ -69,6 +70,7 @@ def test_train_init_from_non_strict(b, caplog):
 
 
 
+@pytest.mark.slow
 def test_train_py_entry_point_config_errors_and_corrupt_png(b, tmp_path):
     """The real train.py: a config key that does not exist, a missing config file, a value
     of the wrong type, then a corrupt PNG met by the tf.data pipeline in the middle of a clip

@@ -56,6 +56,7 @@ def partials(folder):
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_restore_leaves_nothing_and_says_so_in_one_line(tmp_path):
     src = frame_folder(tmp_path / "frames", 8)
     out = tmp_path / "out"
@@ -81,6 +82,7 @@ def test_ctrl_c_in_restore_leaves_nothing_and_says_so_in_one_line(tmp_path):
     assert partials(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_twice_in_restore_to_video(tmp_path):
     """A second SIGINT while the first is being handled (and while exiting) changes nothing:
     no traceback, exit 130, no video at OUTPUT nor a partial one."""
@@ -118,6 +120,7 @@ def folder_dataset(root, n=10, clips=("a", "b")):
     return root
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_edvr_eval_leaves_no_images_nor_json(tmp_path):
     root = folder_dataset(tmp_path / "data")
     images, out = tmp_path / "images", tmp_path / "r.json"
@@ -135,6 +138,7 @@ def test_ctrl_c_in_edvr_eval_leaves_no_images_nor_json(tmp_path):
     assert not images.exists() and not out.exists() and partials(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_edvr_eval_is_installed_and_takes_both_spellings(tmp_path, capsys):
     import tomllib
 
@@ -169,6 +173,7 @@ def test_edvr_eval_is_installed_and_takes_both_spellings(tmp_path, capsys):
 # ----------------------------------------------------------------------------- playable videos
 
 
+@pytest.mark.slow
 def test_odd_size_video_is_yuv420p_padded_by_edge_replication(tmp_path):
     """45x31 through a deblurring (x1) model: 4:2:0 H.264 (Main/High, not High 4:4:4), 46x32,
     the extra column and row copies of the last ones, and one note line saying so."""
@@ -210,6 +215,7 @@ def test_convert_to_a_pth_name_without_to_torch_is_refused_with_a_hint(tmp_path)
     assert not (tmp_path / "z.pth").exists()
 
 
+@pytest.mark.slow
 def test_to_torch_respects_the_umask_and_says_a_pth_is_re_exported(tmp_path):
     from edvr_jax.convert.pth import load_pth
 
@@ -228,6 +234,7 @@ def test_to_torch_respects_the_umask_and_says_a_pth_is_re_exported(tmp_path):
     assert partials(tmp_path) == [] and os.listdir(tmp_path) == ["back.pth"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_convert_leaves_no_model_folder(tmp_path):
     dst = tmp_path / "m"
     proc = tool("edvr_jax.convert.cli", EDVR / "sr_tsa.pth", dst)
@@ -354,6 +361,7 @@ def test_argument_mistakes_are_one_line_and_import_no_tensorflow(tmp_path):
         assert words in said[case], (case, said[case])
 
 
+@pytest.mark.slow
 def test_edvr_data_preview_names_gt_size_and_check_finds_cut_off_frames(tmp_path, capsys):
     """Issue 16, item 7: a too-large crop names --gt-size; ``check`` without --decode finds
     a truncated PNG (and says what it read); counts are singular when they are one."""
@@ -384,6 +392,7 @@ def test_edvr_data_preview_names_gt_size_and_check_finds_cut_off_frames(tmp_path
 # ----------------------------------------------------------------------------- flag spellings
 
 
+@pytest.mark.slow
 def test_every_tool_takes_hyphen_and_underscore_flags(tmp_path):
     from edvr_jax.convert.cli import build_parser as convert
     from edvr_jax.errors import accept_underscores
@@ -433,6 +442,7 @@ def test_wrong_layout_and_short_clip_messages_say_what_is_expected(tmp_path):
         list(sliding_windows(range(3), 5, "reflection_circle"))
 
 
+@pytest.mark.slow
 def test_every_kind_of_note_is_printed_once_with_its_frame_count(tmp_path):
     """A mixed folder: a grayscale frame 4 and an RGBA frame 5 among RGB frames; each kind
     is said once, on its own line, with how many frames it touched."""

@@ -54,6 +54,7 @@ def test_labels_follow_basicsr_names(data_dir):
     assert by_key["conv_last.weight"] == "frozen"
 
 
+@pytest.mark.slow
 def test_steps_equal_basicsr_adam_tsa_phase_dcn_lr_and_ema(ref, data_dir):
     """Six BasicSR iterations: TSA-only for 2, dcn_lr_mul 0.5, restarting cosine lr, EMA 0.9."""
     model, variables, _ = load_pth_model(data_dir / "edvr" / "sr_tsa.pth")
@@ -81,6 +82,7 @@ def test_steps_equal_basicsr_adam_tsa_phase_dcn_lr_and_ema(ref, data_dir):
     assert np.abs(ref["run/delta/conv_first.weight"]).max() > 1e-4
 
 
+@pytest.mark.slow
 def test_tsa_phase_freezes_everything_but_fusion(data_dir, ref):
     model, variables, _ = load_pth_model(data_dir / "edvr" / "sr_tsa.pth")
     params0 = variables["params"]
@@ -98,6 +100,7 @@ def test_tsa_phase_freezes_everything_but_fusion(data_dir, ref):
     assert all(not np.array_equal(sd[k], sd0[k]) for k in sd)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_trains_close_to_float32(data_dir, ref):
     """bf16 compute (the TPU/GPU option): same loss to 1%, parameters stay float32."""
     model, variables, _ = load_pth_model(data_dir / "edvr" / "sr_tsa.pth")
@@ -149,6 +152,7 @@ def test_init_from_loads_matching_tensors_and_reports_the_rest(tmp_path, data_di
     assert len(report["loaded"]) == len(wotsa) - 2
 
 
+@pytest.mark.slow
 def test_clipping_and_grad_norm_cover_only_the_trained_parameters():
     """grad_clip_norm + tsa_iter + a frozen layer against clip-by-global-norm over only the
     trained leaves, then Adam, written out in numpy (each group's Adam counts its own steps)."""
