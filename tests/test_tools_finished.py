@@ -472,6 +472,26 @@ def test_help_is_plain_text_and_shows_defaults():
     assert "device call (default 4)" in " ".join(evaluate().format_help().split())
 
 
+def test_edvr_data_help_shows_every_default(capsys):
+    from edvr_jax.data.cli import main as data
+
+    helps = {}
+    for cmd in ([], ["check"], ["preview"], ["demo"], ["build-tfds"]):
+        with pytest.raises(SystemExit):
+            data([*cmd, "--help"])
+        helps[" ".join(cmd)] = " ".join(capsys.readouterr().out.split())
+    assert all("``" not in h and "(default: None)" not in h for h in helps.values())
+    assert "Sizes are height x width (HxW)" in helps[""]
+    assert "frames read in parallel (default: 16)" in helps["check"]
+    assert "(default: all)" in helps["check"] and "unset: the dataset's default" in helps["preview"]
+    assert "(the LQ patch is GT_SIZE / scale) (default: 256)" in helps["preview"]
+    assert "the PNG grid to write (default: preview.png)" in helps["preview"]
+    assert "GT frame height (default: 256)" in helps["demo"]
+    with pytest.raises(SystemExit):
+        data([])
+    assert "required: COMMAND" in capsys.readouterr().err
+
+
 def test_progress_says_compiling_until_the_first_frame(tmp_path):
     src = frame_folder(tmp_path / "frames", 6)
     proc = subprocess.run([sys.executable, "-m", "edvr_jax.evaluate.restore", src,

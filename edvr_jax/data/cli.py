@@ -159,7 +159,7 @@ def cmd_build_tfds(args) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="edvr-data", description=__doc__, formatter_class=_Help)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     p = sub.add_parser("check", help="scan every frame and report problems",
                        formatter_class=_Help)
     _dataset_args(p, "all")
