@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from edvr_jax.models.dcn import INSPECT
 from edvr_jax.models.layers import (
     Conv1x1,
     Conv3x3,
@@ -127,6 +128,7 @@ class EDVR(nn.Module):
             feat_l1 = lrelu(conv(c, name="conv_first")(frames))
         for i in range(self.num_extract_block):
             feat_l1 = blocks(name=f"feature_extraction_{i}")(feat_l1)
+        self.sow(INSPECT, "feat_l1", feat_l1)  # (B*T, H, W, C), for edvr-inspect
         feat_l2 = lrelu(conv(c, name="conv_l2_2")(lrelu(conv(c, stride=2, name="conv_l2_1")(feat_l1))))
         feat_l3 = lrelu(conv(c, name="conv_l3_2")(lrelu(conv(c, stride=2, name="conv_l3_1")(feat_l2))))
 
@@ -141,6 +143,7 @@ class EDVR(nn.Module):
             [p[0] for p in pyramid], [p[1] for p in pyramid])
         hf, wf = aligned.shape[1:3]
         aligned = aligned.reshape(b, t, hf, wf, c)
+        self.sow(INSPECT, "aligned", aligned)
 
         if self.with_tsa:
             feat = TSAFusion(c, t, self.center, dtype=self.dtype, precision=self.precision,
