@@ -182,3 +182,36 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     (tmp_path / "full" / "x").write_text("")
     assert main(args[:-1] + [str(tmp_path / "full"), "--frame", "0"]) == 2
     assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
+
+
+def test_validation_pictures_go_to_tensorboard(tmp_path):
+    """train.loop.inspection_pictures on a clip, then Reporter.validation writes them as
+    TensorBoard images next to the preview grid."""
+    import tensorflow as tf
+    from entry_points import tiny_config
+
+    from edvr_jax import load_model
+    from edvr_jax.data.clips import Clip
+    from edvr_jax.train.loop import inspection_pictures
+    from edvr_jax.train.reporting import Reporter
+
+    model, variables = load_model(str(CKPT))
+    frames = tuple(str(p) for p in sorted((FIX / "clip").glob("*.png")))
+    clip = Clip("fixture", frames, (str(FIX / "restored.png"),) * len(frames))
+    pictures = inspection_pictures(model, variables["params"], clip, "reflection_circle", index=1)
+    assert set(pictures) == {f"offsets/{d}_{k}" for d in ("l3", "l2", "l1", "cas")
+                             for k in ("flow", "magnitude", "mask")} | {"tsa/temporal", "tsa/spatial"}
+    # five window frames side by side, 4-pixel gaps
+    flow = pictures["offsets/l1_flow"]
+    one = 192 // 16 * 16  # flow pictures are enlarged to >= 192 pixels on the short side
+    assert flow.shape == (one, 5 * one * 24 // 16 + 4 * 4, 3)
+
+    config = tiny_config()
+    reporter = Reporter(config, tmp_path, start=0, total=1)
+    reporter.validation(7, {"mean": {"psnr": 20.0}, "preview": np.zeros((8, 8, 3), np.uint8),
+                            "inspection": pictures}, 0.1)
+    reporter.close()
+    tags = set()
+    for event in tf.compat.v1.train.summary_iterator(str(next((tmp_path / "tb").glob("events*")))):
+        tags |= {v.tag for v in event.summary.value if event.step == 7}
+    assert {f"inspect/{t}" for t in pictures} | {"val/lq_bicubic_output_gt", "val/psnr"} <= tags

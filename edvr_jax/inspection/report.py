@@ -17,7 +17,7 @@ from edvr_jax.inspection.core import Inspection
 from edvr_jax.inspection.pictures import flow_to_color, heat_map, mark, upscale, with_scale_bar
 from edvr_jax.models import OFFSET_WARNING_THRESHOLD
 
-__all__ = ["render", "short_name", "write_report"]
+__all__ = ["render", "short_name", "summary_pictures", "write_report"]
 
 
 def short_name(dcn: str) -> str:
@@ -165,3 +165,28 @@ def write_report(folder: str, ins: Inspection, result: dict[str, Any],
     with open(os.path.join(folder, "report.html"), "w") as f:
         f.write(page)
     return sorted(f"{stem}.png" for stem in pictures)
+
+
+def summary_pictures(ins: Inspection, threshold: float = OFFSET_WARNING_THRESHOLD) -> dict[str, np.ndarray]:
+    """The pictures of :func:`render` as a few strips for TensorBoard, keyed by tag: per DCN
+    ``offsets/<d>_flow``, ``offsets/<d>_magnitude``, ``offsets/<d>_mask`` (window frames left
+    to right), and with TSA ``tsa/temporal`` (window frames) and ``tsa/spatial``."""
+    pictures = render(ins, None, threshold)
+    t = ins.feature_diff_before.shape[0]
+
+    def strip(stems):
+        imgs = [pictures[s] for s in stems]
+        h = max(i.shape[0] for i in imgs)
+        gap = np.full((h, 4, 3), 255, np.uint8)
+        padded = [np.pad(i, ((0, h - i.shape[0]), (0, 0), (0, 0)), constant_values=255) for i in imgs]
+        return np.concatenate([x for i in padded for x in (i, gap)][:-1], axis=1)
+
+    out = {}
+    for name in ins.dcn:
+        s = short_name(name)
+        for kind, tag in (("flow", "flow"), ("mag", "magnitude"), ("mask", "mask")):
+            out[f"offsets/{s}_{tag}"] = strip([f"{kind}_{s}_t{i}" for i in range(t)])
+    if "tsa_spatial" in pictures:
+        out["tsa/temporal"] = strip([f"tsa_temporal_t{i}" for i in range(t)])
+        out["tsa/spatial"] = pictures["tsa_spatial"]
+    return out

@@ -81,6 +81,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.batch_size = 4
     c.eval.test_y_channel = False
     c.eval.crop_border = 0
+    c.eval.inspect = True  # edvr-inspect's offset/attention pictures of one clip to TensorBoard
     return c
 
 

@@ -86,6 +86,9 @@ class Reporter:
 
             with self.writer.as_default(step=step):
                 tf.summary.image("val/lq_bicubic_output_gt", np.asarray(grid)[None], max_outputs=1)
+                # edvr-inspect's offset and attention pictures of the same clip
+                for tag, image in result.get("inspection", {}).items():
+                    tf.summary.image(f"inspect/{tag}", np.asarray(image)[None], max_outputs=1)
 
     def _scalars(self, prefix: str, step: int, values: dict[str, float]) -> None:
         if self.writer is None:
