@@ -74,6 +74,24 @@ def render(ins: Inspection, frames: list[np.ndarray] | None = None,
     return out
 
 
+def _strip(imgs: list[np.ndarray]) -> np.ndarray:
+    """Pictures side by side (top-aligned, white 4-pixel gaps)."""
+    h = max(i.shape[0] for i in imgs)
+    gap = np.full((h, 4, 3), 255, np.uint8)
+    padded = [np.pad(i, ((0, h - i.shape[0]), (0, 0), (0, 0)), constant_values=255) for i in imgs]
+    return np.concatenate([x for i in padded for x in (i, gap)][:-1], axis=1)
+
+
+def overview(pictures: dict[str, np.ndarray], neighbour: int, centre: int) -> np.ndarray:
+    """One strip: the centre input, the offsets of ``neighbour`` at L1 and after the
+    cascading DCN (flow colours, then the magnitude), TSA's temporal attention for it, and
+    its feature difference to the centre before and after alignment (one scale)."""
+    stems = [f"input_t{centre}", f"flow_l1_t{neighbour}", f"flow_cas_t{neighbour}",
+             f"mag_cas_t{neighbour}", f"tsa_temporal_t{neighbour}", f"diff_before_t{neighbour}",
+             f"diff_after_t{neighbour}"]
+    return _strip([pictures[s] for s in stems if s in pictures])
+
+
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
@@ -116,6 +134,9 @@ def _page(result: dict[str, Any], names: set[str]) -> str:
         f"pixels of each DCN's pyramid level (l3: 1/4, l2: 1/2, l1 and cas: full size); "
         f"flow colours: hue is the direction (right red, down orange, left cyan, up violet), "
         f"saturation the magnitude (white: none).</p>",
+        _img("overview", f"t{0 if centre else 1}: centre input | offset at l1 | after the "
+                         f"cascade | its magnitude | TSA temporal attention | feature "
+                         f"difference to the centre before | after alignment"),
         "<h2>Numbers</h2><table><tr><th></th>" + cols + "</tr>", *rows, "</table>",
     ]
     warns = result.get("warnings", [])
@@ -159,6 +180,8 @@ def write_report(folder: str, ins: Inspection, result: dict[str, Any],
     from PIL import Image
 
     pictures = render(ins, frames, result.get("threshold", OFFSET_WARNING_THRESHOLD))
+    centre = result.get("center", len(result["window"]) // 2)
+    pictures["overview"] = overview(pictures, 0 if centre else 1, centre)
     for stem, rgb in pictures.items():
         Image.fromarray(rgb).save(os.path.join(folder, f"{stem}.png"))
     page = _page(result, set(pictures))
@@ -175,11 +198,7 @@ def summary_pictures(ins: Inspection, threshold: float = OFFSET_WARNING_THRESHOL
     t = ins.feature_diff_before.shape[0]
 
     def strip(stems):
-        imgs = [pictures[s] for s in stems]
-        h = max(i.shape[0] for i in imgs)
-        gap = np.full((h, 4, 3), 255, np.uint8)
-        padded = [np.pad(i, ((0, h - i.shape[0]), (0, 0), (0, 0)), constant_values=255) for i in imgs]
-        return np.concatenate([x for i in padded for x in (i, gap)][:-1], axis=1)
+        return _strip([pictures[s] for s in stems])
 
     out = {}
     for name in ins.dcn:
