@@ -83,7 +83,7 @@ def test_large_offsets_are_marked_and_listed():
     import jax
 
     from edvr_jax import load_model
-    from edvr_jax.inspection import inspect_window, warnings
+    from edvr_jax.inspection import inspect_window, large_offsets
     from edvr_jax.inspection.report import render
 
     model, variables = load_model(str(CKPT))
@@ -94,7 +94,7 @@ def test_large_offsets_are_marked_and_listed():
     params["pcd_align"]["cas_dcnpack"]["conv_offset"]["bias"] = bias
     window = np.random.default_rng(0).random((5, 16, 24, 3), np.float32)
     ins = inspect_window(model, {"params": params}, window)
-    found = warnings(ins, [4, 0, 1, 2, 3])
+    found = large_offsets(ins, [4, 0, 1, 2, 3])
     assert {w["dcn"] for w in found} == {"pcd_align.cas_dcnpack"}
     assert [w["frame"] for w in found] == [4, 0, 1, 2, 3]
     assert all(w["offset_absmean"] > 50 and w["bbox"] == [0, 16, 0, 24] for w in found)

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, echo=print) -> dict:
 
     from edvr_jax.evaluate.protocols import temporal_padding
     from edvr_jax.evaluate.run_eval import load
-    from edvr_jax.inspection.core import inspect_window, statistics, warnings
+    from edvr_jax.inspection.core import inspect_window, large_offsets, statistics
     from edvr_jax.inspection.report import write_report
     from edvr_jax.models import EDVR, OFFSET_WARNING_THRESHOLD
     from edvr_jax.outputs import replacing_folder
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                   "frame_names": names,
                   "checkpoint": args.checkpoint, "padding": padding,
                   "threshold": OFFSET_WARNING_THRESHOLD, **statistics(ins),
-                  "warnings": warnings(ins, indices)}
+                  "warnings": large_offsets(ins, indices)}
         with replacing_folder(args.out) as tmp:
             result["pictures"] = write_report(tmp, ins, result, frames)
             with open(os.path.join(tmp, "inspect.json"), "w") as f:

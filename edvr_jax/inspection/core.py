@@ -30,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from edvr_jax.evaluate.metrics import to_uint8_batch
 from edvr_jax.models import OFFSET_WARNING_THRESHOLD, pad_to_multiple
 from edvr_jax.models.dcn import INSPECT
 
-__all__ = ["DCN_NAMES", "Inspection", "inspect_window", "statistics", "warnings"]
+__all__ = ["DCN_NAMES", "Inspection", "inspect_window", "large_offsets", "statistics"]
 
 # Flax module path in ``pcd_align`` -> BasicSR's module name, coarse to fine.
 DCN_NAMES = {
@@ -88,8 +89,6 @@ def _nearest_up(a: jax.Array, s: int) -> jax.Array:
 def _inspect_program(model, variables, x):
     """The compiled pass: ``x`` ``(1, T, H, W, 3)`` (H, W multiples of the model's
     multiple) -> restored uint8 frame and the maps, all ``(T, H, W, ...)`` float32."""
-    from edvr_jax.evaluate.metrics import to_uint8_batch
-
     out, state = model.apply(variables, x, mutable=[INSPECT])
     sown = state[INSPECT]
     t, h, w = x.shape[1:4]
@@ -224,7 +223,7 @@ def statistics(ins: Inspection) -> dict[str, Any]:
     return out
 
 
-def warnings(ins: Inspection, window: list[int],
+def large_offsets(ins: Inspection, window: list[int],
              threshold: float = OFFSET_WARNING_THRESHOLD) -> list[dict[str, Any]]:
     """Where offsets exceed BasicSR's warning threshold: one entry per (DCN, frame) whose
     mean |offset| is above it (BasicSR's criterion) or that has pixels whose mean |offset|
