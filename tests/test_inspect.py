@@ -215,3 +215,23 @@ def test_validation_pictures_go_to_tensorboard(tmp_path):
     for event in tf.compat.v1.train.summary_iterator(str(next((tmp_path / "tb").glob("events*")))):
         tags |= {v.tag for v in event.summary.value if event.step == 7}
     assert {f"inspect/{t}" for t in pictures} | {"val/lq_bicubic_output_gt", "val/psnr"} <= tags
+
+
+def test_reporter_counts_finite_steps(tmp_path):
+    """metrics.jsonl's "finite" is 1.0 when every step since the last log was finite (a sum
+    of bool arrays is their OR, which made it 1/log_every)."""
+    import jax.numpy as jnp
+    from entry_points import tiny_config
+
+    from edvr_jax.train.reporting import Reporter
+
+    reporter = Reporter(tiny_config(), tmp_path, start=0, total=10)
+    for s, ok in enumerate((True, True, True)):
+        reporter.step(s, {"loss": jnp.float32(1.0), "lr": jnp.float32(1e-3), "grad_norm": jnp.float32(1),
+                          "finite": jnp.asarray(ok)})
+    assert reporter.log(3)["finite"] == 1.0
+    for s, ok in enumerate((True, False)):
+        reporter.step(4 + s, {"loss": jnp.float32(1.0), "lr": jnp.float32(1e-3),
+                              "grad_norm": jnp.float32(1), "finite": jnp.asarray(ok)})
+    assert reporter.log(5)["finite"] == 0.0
+    reporter.close()

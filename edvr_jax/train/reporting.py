@@ -44,6 +44,9 @@ class Reporter:
                                 dynamic_ncols=True, smoothing=0.1)
 
     def step(self, step: int, metrics: dict) -> None:
+        # Counted, not OR-ed: summing bool arrays would give True, i.e. 1/count "finite".
+        metrics = jax.tree_util.tree_map(
+            lambda a: a.astype(np.int32) if str(getattr(a, "dtype", "")) == "bool" else a, metrics)
         self.sum = metrics if self.sum is None else jax.tree_util.tree_map(
             lambda a, b: a + b, self.sum, metrics)
         self.count += 1
