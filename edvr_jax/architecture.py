@@ -26,5 +26,10 @@ ARCHITECTURE_DEFAULTS: dict[str, object] = {
     "hr_in": False,
     "with_predeblur": False,
     "with_tsa": True,
+    # The paper's ablations, not BasicSR arguments (defaults: BasicSR's EDVR; see
+    # edvr_jax.models.EDVR): alignment at all, pyramid levels (3 or 1), the cascading DCN.
+    "with_pcd": True,
+    "pcd_levels": 3,
+    "pcd_cascade": True,
 }
 ARCHITECTURE_FIELDS = tuple(ARCHITECTURE_DEFAULTS)

@@ -28,8 +28,26 @@ def load(name):
     return mod
 
 
+ABLATIONS = {  # the paper's ablation rows at EDVR-M size (tests/test_ablations.py derives them)
+    "ablation_no_alignment": 1_464_259, "ablation_no_pyramid": 1_736_539,
+    "ablation_no_cascade": 2_723_979, "ablation_pcd": 2_996_259, "ablation_pcd_tsa": 3_300_131,
+}
+
+
 def test_every_published_recipe_has_a_config():
-    assert set(PUBLISHED) | {"demo", "tiny"} == set(CONFIGS)
+    assert set(PUBLISHED) | set(ABLATIONS) | {"demo", "tiny"} == set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablation_configs_build_their_row(name):
+    mod = load(name)
+    c = mod.get_config()
+    assert count_params(abstract_params(create_model(c))) == ABLATIONS[name]
+    assert f"{ABLATIONS[name]:,} parameters" in mod.__doc__
+    assert f"python eval.py --checkpoint runs/{name} --dataset reds4" in mod.__doc__
+    # one recipe for every row, so that the rows compare
+    assert (c.train.num_steps, c.train.lr, c.train.ema_decay, c.train.init_from) == (600_000, 4e-4, 0.999, "")
+    assert (c.model.num_feat, c.model.num_reconstruct_block) == (64, 10)
 
 
 @pytest.mark.parametrize("name", CONFIGS)

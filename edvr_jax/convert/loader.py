@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from edvr_jax.architecture import ARCHITECTURE_FIELDS
+from edvr_jax.architecture import ARCHITECTURE_DEFAULTS, ARCHITECTURE_FIELDS
 from edvr_jax.convert import keymap
 from edvr_jax.errors import UserError
 from edvr_jax.models import EDVR, init_input
@@ -95,7 +95,9 @@ def infer_architecture(sd: Mapping[str, np.ndarray], source: str = "state_dict")
     if fusion_in % num_feat:
         raise ConversionError(f"{source}: fusion input channels {fusion_in} are not a multiple of "
                               f"num_feat={num_feat}")
-    offset_out = need("pcd_align.dcn_pack.l1.conv_offset.weight")[0]
+    # The paper's ablations (no alignment, L1 only, no cascading DCN) leave modules out.
+    with_pcd = any(k.startswith("pcd_align.") for k in sd)
+    offset_out = need("pcd_align.dcn_pack.l1.conv_offset.weight")[0] if with_pcd else 27 * 8
     if offset_out % 27:
         raise ConversionError(f"{source}: conv_offset has {offset_out} outputs, not 3*G*9")
     return dict(
@@ -104,7 +106,9 @@ def infer_architecture(sd: Mapping[str, np.ndarray], source: str = "state_dict")
         num_extract_block=_count(sd, "feature_extraction"),
         num_reconstruct_block=_count(sd, "reconstruction"),
         hr_in="predeblur.stride_conv_hr1.weight" in sd,
-        with_predeblur=with_predeblur, with_tsa=with_tsa,
+        with_predeblur=with_predeblur, with_tsa=with_tsa, with_pcd=with_pcd,
+        pcd_levels=3 if "pcd_align.dcn_pack.l3.weight" in sd or not with_pcd else 1,
+        pcd_cascade="pcd_align.cas_dcnpack.weight" in sd or not with_pcd,
     )
 
 
@@ -168,5 +172,7 @@ def _torch_shape(flax_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _describe(model: EDVR) -> str:
-    shown = [f for f in ARCHITECTURE_FIELDS if f not in ("num_in_ch", "num_out_ch", "center_frame_idx")]
+    ablation = ("with_pcd", "pcd_levels", "pcd_cascade")  # named only when not BasicSR's
+    shown = [f for f in ARCHITECTURE_FIELDS if f not in ("num_in_ch", "num_out_ch", "center_frame_idx")
+             and not (f in ablation and getattr(model, f) == ARCHITECTURE_DEFAULTS[f])]
     return ", ".join(f"{f}={getattr(model, f)}" for f in shown)

@@ -12,6 +12,8 @@ from edvr_jax.ops import deform_conv2d
 
 # BasicSR logs a warning when the mean |offset| of a DCNv2Pack exceeds this.
 OFFSET_WARNING_THRESHOLD = 50.0
+# The collection the modules sow their inner maps into, for edvr-inspect.
+INSPECT = "inspect"
 
 
 class DCNv2Pack(nn.Module):
@@ -25,7 +27,9 @@ class DCNv2Pack(nn.Module):
     Parameters: ``kernel`` (3, 3, C, C) with U(+-1/sqrt(9C)) init, ``bias`` zeros,
     and ``conv_offset`` zero-initialised (offsets 0 and mask 0.5 at start).
     The mean |offset| is sown into the ``diagnostics`` collection as
-    ``offset_absmean`` (BasicSR warns above 50; see ``OFFSET_WARNING_THRESHOLD``).
+    ``offset_absmean`` (BasicSR warns above 50; see ``OFFSET_WARNING_THRESHOLD``), and
+    the offset and the sigmoid mask themselves into ``inspect`` (``offset``, ``mask``;
+    only kept when that collection is mutable, as ``edvr_jax.evaluate.inspect`` makes it).
     """
 
     num_feat: int = 64
@@ -45,6 +49,8 @@ class DCNv2Pack(nn.Module):
         offset = out[..., : 2 * g * taps].astype(pos_dtype)
         mask = jax.nn.sigmoid(out[..., 2 * g * taps:].astype(pos_dtype))
         self.sow("diagnostics", "offset_absmean", jnp.mean(jnp.abs(offset)))
+        self.sow(INSPECT, "offset", offset)
+        self.sow(INSPECT, "mask", mask)
         bound = 1.0 / (cin * taps) ** 0.5
         kernel = self.param(
             "kernel", lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound),

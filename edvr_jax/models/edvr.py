@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from edvr_jax.models.dcn import INSPECT
 from edvr_jax.models.layers import (
     Conv1x1,
     Conv3x3,
@@ -64,6 +65,13 @@ class EDVR(nn.Module):
     hr_in: bool = False
     with_predeblur: bool = False
     with_tsa: bool = True
+    # The paper's ablations (not in BasicSR; configs/ablation_*.py): ``with_pcd=False``
+    # fuses every frame's L1 features as they are (no alignment, no L2/L3 pyramid convs);
+    # ``pcd_levels=1`` aligns with a single level (L1) instead of the L3..L1 pyramid;
+    # ``pcd_cascade=False`` drops the cascading DCN. Defaults: BasicSR's EDVR.
+    with_pcd: bool = True
+    pcd_levels: int = 3
+    pcd_cascade: bool = True
     max_columns_bytes: int | None = None
     dtype: jnp.dtype | None = None
     precision: lax.PrecisionLike = None
@@ -87,6 +95,8 @@ class EDVR(nn.Module):
         """Raises ValueError with a plain message if ``x`` cannot go through the network."""
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"EDVR: remat must be one of {', '.join(REMAT_POLICIES)}, got {self.remat!r}")
+        if self.pcd_levels not in (1, 3):
+            raise ValueError(f"EDVR: pcd_levels must be 3 (the pyramid) or 1 (L1 only), got {self.pcd_levels}")
         if self.hr_in and not self.with_predeblur:
             raise ValueError("EDVR: hr_in=True needs with_predeblur=True (as in BasicSR)")
         if self.num_frame % 2 != 1:
@@ -127,20 +137,14 @@ class EDVR(nn.Module):
             feat_l1 = lrelu(conv(c, name="conv_first")(frames))
         for i in range(self.num_extract_block):
             feat_l1 = blocks(name=f"feature_extraction_{i}")(feat_l1)
-        feat_l2 = lrelu(conv(c, name="conv_l2_2")(lrelu(conv(c, stride=2, name="conv_l2_1")(feat_l1))))
-        feat_l3 = lrelu(conv(c, name="conv_l3_2")(lrelu(conv(c, stride=2, name="conv_l3_1")(feat_l2))))
-
-        # PCD: every frame (the centre included) against the centre frame, all at once.
-        pyramid = []
-        for f in (feat_l1, feat_l2, feat_l3):
-            f = f.reshape((b, t) + f.shape[1:])
-            ref = jnp.broadcast_to(f[:, self.center : self.center + 1], f.shape)
-            pyramid.append((f.reshape((b * t,) + f.shape[2:]), ref.reshape((b * t,) + f.shape[2:])))
-        aligned = pcd_cls(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
-                          precision=self.precision, remat_dcn=self.remat == "dcn", name="pcd_align")(
-            [p[0] for p in pyramid], [p[1] for p in pyramid])
+        self.sow(INSPECT, "feat_l1", feat_l1)  # (B*T, H, W, C), for edvr-inspect
+        if self.with_pcd:
+            aligned = self._align(feat_l1, b, t, conv, pcd_cls)
+        else:  # ablation: no alignment at all
+            aligned = feat_l1
         hf, wf = aligned.shape[1:3]
         aligned = aligned.reshape(b, t, hf, wf, c)
+        self.sow(INSPECT, "aligned", aligned)
 
         if self.with_tsa:
             feat = TSAFusion(c, t, self.center, dtype=self.dtype, precision=self.precision,
@@ -162,4 +166,23 @@ class EDVR(nn.Module):
         centre = x[:, self.center]
         base = centre if self.hr_in else upsample_bilinear(centre, 4)
         return out.astype(x.dtype) + base
+
+    @nn.nowrap
+    def _align(self, feat_l1, b, t, conv, pcd_cls):
+        """PCD: every frame (the centre included) against the centre frame, all at once."""
+        c = self.num_feat
+        feats = [feat_l1]
+        if self.pcd_levels > 1:
+            feat_l2 = lrelu(conv(c, name="conv_l2_2")(lrelu(conv(c, stride=2, name="conv_l2_1")(feat_l1))))
+            feat_l3 = lrelu(conv(c, name="conv_l3_2")(lrelu(conv(c, stride=2, name="conv_l3_1")(feat_l2))))
+            feats += [feat_l2, feat_l3]
+        pyramid = []
+        for f in feats:
+            f = f.reshape((b, t) + f.shape[1:])
+            ref = jnp.broadcast_to(f[:, self.center : self.center + 1], f.shape)
+            pyramid.append((f.reshape((b * t,) + f.shape[2:]), ref.reshape((b * t,) + f.shape[2:])))
+        return pcd_cls(c, self.deformable_groups, self.max_columns_bytes, dtype=self.dtype,
+                       precision=self.precision, remat_dcn=self.remat == "dcn",
+                       num_levels=self.pcd_levels, cascade=self.pcd_cascade, name="pcd_align")(
+            [p[0] for p in pyramid], [p[1] for p in pyramid])
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from edvr_jax.models.dcn import INSPECT
 from edvr_jax.models.layers import (
     Conv1x1,
     Conv3x3,
@@ -26,6 +27,9 @@ class TSAFusion(nn.Module):
     between each frame's embedding and the centre frame's. Spatial attention is a
     three-level pyramid with max/avg pooling; output ``feat * sigmoid(a) * 2 + add``.
     H and W must be multiples of 4 (two stride-2 poolings, then two x2 upsamplings).
+    The temporal map ``sigmoid(corr)`` ``(B, T, H, W, 1)`` and the spatial map
+    ``sigmoid(attn)`` ``(B, H, W, C)`` are sown into the ``inspect`` collection as
+    ``temporal_attention`` and ``spatial_attention``.
     """
 
     num_feat: int = 64
@@ -43,7 +47,9 @@ class TSAFusion(nn.Module):
         emb_ref = conv3(name="temporal_attn1")(aligned[:, self.center_frame_idx])  # (b, h, w, c)
         emb = conv3(name="temporal_attn2")(aligned.reshape(b * t, h, w, c)).reshape(b, t, h, w, -1)
         corr = jnp.sum(emb * emb_ref[:, None], axis=-1, keepdims=True)  # (b, t, h, w, 1)
-        weighted = aligned * jax.nn.sigmoid(corr)
+        temporal = jax.nn.sigmoid(corr)
+        self.sow(INSPECT, "temporal_attention", temporal)
+        weighted = aligned * temporal
         # PyTorch's (b, t*c, h, w) view: channel index is frame * C + c.
         weighted = weighted.transpose(0, 2, 3, 1, 4).reshape(b, h, w, t * c)
 
@@ -61,4 +67,6 @@ class TSAFusion(nn.Module):
         attn = conv3(name="spatial_attn5")(attn)
         attn_add = conv1(name="spatial_attn_add2")(lrelu(conv1(name="spatial_attn_add1")(attn)))
         # x2 keeps attn*2 close to 1 at initialisation (BasicSR's comment).
-        return feat * jax.nn.sigmoid(attn) * 2 + attn_add
+        spatial = jax.nn.sigmoid(attn)
+        self.sow(INSPECT, "spatial_attention", spatial)
+        return feat * spatial * 2 + attn_add

@@ -81,6 +81,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.batch_size = 4
     c.eval.test_y_channel = False
     c.eval.crop_border = 0
+    c.eval.inspect = True  # edvr-inspect's offset/attention pictures of one clip to TensorBoard
     return c
 
 
@@ -113,3 +114,15 @@ def use_deblur_track(c: ml_collections.ConfigDict, task: str) -> None:
     c.model.with_predeblur = True
     c.model.hr_in = True
     c.eval.padding = "replicate"
+
+
+def use_ablation(c: ml_collections.ConfigDict, **model: object) -> None:
+    """One row of the paper's PCD/TSA ablation at EDVR-M size on REDS: every row the same
+    one-stage recipe (BasicSR's woTSA M recipe, experiment 101: 600k steps, lr 4e-4, EMA
+    0.999, trained from scratch, TSA rows included), only the ``model`` options differ."""
+    c.model.with_tsa = False
+    c.train.ema_decay = 0.999
+    for name, value in model.items():
+        if name not in c.model:
+            raise KeyError(f"use_ablation: unknown model option {name!r}")
+        c.model[name] = value

@@ -421,6 +421,9 @@ def validate(config, model, state, clips, mesh, reporter, step: int, *,
     except EvaluationError as err:
         raise TrainingError(f"validation at step {step}: {err}") from None
     result["preview"] = comparison_grid(model.clone(dtype=None), params, clips.clips[0], padding)
+    if e.get("inspect", True):
+        result["inspection"] = inspection_pictures(model.clone(dtype=None), params, clips.clips[0],
+                                                   padding)
     reporter.validation(step, result, time.perf_counter() - t0)
     return result["mean"]
 
@@ -441,6 +444,21 @@ def comparison_grid(model, params, clip, padding: str, index: int | None = None)
 
     gap = np.full((gt.shape[0], 4, 3), 255, np.uint8)
     return np.concatenate([to8(bic), gap, to8(out), gap, to8(gt)], axis=1)
+
+
+def inspection_pictures(model, params, clip, padding: str, index: int | None = None) -> dict:
+    """``{tag: uint8 image}``: edvr-inspect's offset and attention pictures for the middle
+    frame of ``clip`` (``edvr_jax.inspection.report.summary_pictures``), for TensorBoard, so
+    that an exploding alignment shows while it happens."""
+    from edvr_jax.data import read_window
+    from edvr_jax.evaluate import generate_frame_indices
+    from edvr_jax.inspection import inspect_window
+    from edvr_jax.inspection.report import summary_pictures
+
+    n = clip.num_frames
+    index = n // 2 if index is None else index
+    lq, _ = read_window(clip, generate_frame_indices(index, n, model.num_frame, padding), index)
+    return summary_pictures(inspect_window(model, {"params": params}, lq))
 
 
 def _jsonable(x):

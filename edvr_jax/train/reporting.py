@@ -44,6 +44,9 @@ class Reporter:
                                 dynamic_ncols=True, smoothing=0.1)
 
     def step(self, step: int, metrics: dict) -> None:
+        # Counted, not OR-ed: summing bool arrays would give True, i.e. 1/count "finite".
+        metrics = jax.tree_util.tree_map(
+            lambda a: a.astype(np.int32) if str(getattr(a, "dtype", "")) == "bool" else a, metrics)
         self.sum = metrics if self.sum is None else jax.tree_util.tree_map(
             lambda a, b: a + b, self.sum, metrics)
         self.count += 1
@@ -86,6 +89,9 @@ class Reporter:
 
             with self.writer.as_default(step=step):
                 tf.summary.image("val/lq_bicubic_output_gt", np.asarray(grid)[None], max_outputs=1)
+                # edvr-inspect's offset and attention pictures of the same clip
+                for tag, image in result.get("inspection", {}).items():
+                    tf.summary.image(f"inspect/{tag}", np.asarray(image)[None], max_outputs=1)
 
     def _scalars(self, prefix: str, step: int, values: dict[str, float]) -> None:
         if self.writer is None:

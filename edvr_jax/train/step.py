@@ -42,7 +42,7 @@ def train_step(state: TrainState, batch: Batch, *, model, tx: optax.GradientTran
     def loss_fn(params):
         out, mutated = model.apply({"params": params}, batch["lq"], mutable=["diagnostics"])
         loss = charbonnier_loss(out, batch["gt"], eps=loss_eps, reduction=loss_reduction)
-        return loss, mutated["diagnostics"]
+        return loss, mutated.get("diagnostics", {})  # none without DCNs (an ablation)
 
     flat, treedef = jax.tree_util.tree_flatten(state.params)
     mask = [True] * len(flat) if trained is None else treedef.flatten_up_to(trained)
