@@ -67,7 +67,8 @@ def render(ins: Inspection, frames: list[np.ndarray] | None = None,
         for i, a in enumerate(ins.temporal_attention):
             out[f"tsa_temporal_t{i}"] = _heat(a, 1.0, "attn")
         out["tsa_spatial"] = _heat(ins.spatial_attention, 1.0, "attn")
-    top = max(float(np.nanmax(ins.feature_diff_before)), 1e-6)
+    top = max(float(np.nanmax(ins.feature_diff_before)), float(np.nanmax(ins.feature_diff_after)),
+              1e-6)  # one scale for before and after
     for i in range(ins.feature_diff_before.shape[0]):
         out[f"diff_before_t{i}"] = _heat(ins.feature_diff_before[i], top, "|dF|")
         out[f"diff_after_t{i}"] = _heat(ins.feature_diff_after[i], top, "|dF|")
