@@ -74,6 +74,7 @@ def test_the_full_model_and_published_counts_are_unchanged():
 
 
 @pytest.mark.parametrize("variant", ["no_alignment", "no_cascade", "no_pyramid"])  # the new rows
+@pytest.mark.slow
 def test_shapes_and_one_training_step(variant):
     from edvr_jax.train.optim import make_optimizer
     from edvr_jax.train.state import TrainState

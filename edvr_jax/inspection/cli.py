@@ -96,12 +96,11 @@ def run(args: argparse.Namespace, echo=print) -> dict:
     if (args.tile is not None and args.tile < 1) or args.tile_overlap < 0:
         raise RestoreError("--tile must be >= 1 and --tile-overlap >= 0")
     _check_out(args.out, args.overwrite)
-    import json
 
     import numpy as np
 
     from edvr_jax.evaluate.protocols import temporal_padding
-    from edvr_jax.evaluate.run_eval import load
+    from edvr_jax.evaluate.run_eval import load, to_json
     from edvr_jax.inspection.core import inspect_window, large_offsets, statistics
     from edvr_jax.inspection.report import write_report
     from edvr_jax.models import EDVR, OFFSET_WARNING_THRESHOLD
@@ -126,8 +125,7 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         with replacing_folder(args.out) as tmp:
             result["pictures"] = write_report(tmp, ins, result, frames)
             with open(os.path.join(tmp, "inspect.json"), "w") as f:
-                json.dump(result, f, indent=1)
-                f.write("\n")
+                f.write(to_json(result))  # strict JSON: a diverged model's NaN becomes null
     except KeyboardInterrupt:
         raise Interrupted("; nothing was written") from None
     for w in result["warnings"]:
