@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         indices, names, frames = read_window(args.input, args.frame, model.num_frame, padding)
         window = np.stack(frames).astype(np.float32) / np.float32(255)
         echo(f"frame {args.frame}: window {indices} ({padding} padding), "
-             f"{window.shape[2]}x{window.shape[1]}")
+             f"{window.shape[1]}x{window.shape[2]} (HxW)")
         ins = inspect_window(model, variables, window, tile=args.tile,
                              tile_overlap=args.tile_overlap)
         result = {"frame": args.frame, "window": indices, "center": model.center,
