@@ -206,7 +206,7 @@ def _mean(values: list[float]) -> float:
 def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                      test_y_channel: bool = False, crop_border: int = 0, batch_size: int = 4,
                      mesh: Any = "auto", save_dir: str | None = None, progress: bool = True,
-                     report_rgb_and_y: bool = True) -> dict[str, Any]:
+                     report_rgb_and_y: bool = True, ensemble: str = "none") -> dict[str, Any]:
     """Scores ``model`` on every target frame of ``clipset`` (see the module docstring).
 
     Args:
@@ -221,6 +221,8 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
         runs on the default device; or a 1-D ``('data',)`` Mesh.
       save_dir: if set, restored frames are written as ``save_dir/<clip>/<frame>.png``.
       progress: show a tqdm bar (frames/s, ETA).
+      ensemble: test-time self-ensemble of every stage, ``"none"``, ``"flip4"`` or ``"x8"``
+        (``edvr_jax.evaluate.ensemble``).
 
     Returns ``{"settings", "clips": {name: {metric: clip mean, "num_frames", "frames":
     [{"index", metric...}]}}, "mean": {metric: mean over clips}, "timing": {"frames",
@@ -236,7 +238,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
             f"{clipset.task or ''} data is x{clipset.scale} (GT {clipset.scale}x the LQ size)")
     if not clipset.clips:
         raise EvaluationError(f"{clipset.dataset}: no clips to evaluate under {clipset.root}")
-    stages = make_stages(model, variables, batch_size=batch_size, mesh=mesh)
+    stages = make_stages(model, variables, batch_size=batch_size, mesh=mesh, ensemble=ensemble)
     final = stages[-1]
     names = metric_names(test_y_channel, report_rgb_and_y)
     per_frame: dict[str, list[dict[str, float]]] = {c.name: [] for c in clipset.clips}
@@ -323,7 +325,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     return {
         "settings": {"padding": padding, "test_y_channel": test_y_channel,
                      "crop_border": crop_border, "metrics": list(names),
-                     "batch_size": final.batch_size,
+                     "batch_size": final.batch_size, "ensemble": ensemble,
                      "devices": 1 if final.mesh is None else int(final.mesh.devices.size),
                      "num_frame": [s.model.num_frame for s in stages]},
         "clips": clips,

@@ -97,8 +97,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         padding: str | None = None, y_channel: bool | None = None, crop_border: int = 0,
         save_images: str | None = None, out: str | None = None, batch: int = 4,
         stage2: str | None = None, overwrite: bool = False,
-        center_frame_idx: int | None = None, progress: bool = True, echo=print
-        ) -> dict[str, Any]:
+        center_frame_idx: int | None = None, progress: bool = True, ensemble: str = "none",
+        echo=print) -> dict[str, Any]:
     """Evaluates a checkpoint on a dataset with its published protocol; see ``eval.py``.
     ``checkpoint`` and ``stage2`` may be catalogue names (``edvr-zoo list``): they are
     checked with the other arguments and downloaded into the cache before loading.
@@ -137,7 +137,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
                           partition=proto.partition or "REDS4", **kwargs)
     echo(f"{clipset.describe()}")
     echo(f"model x{model.scale}, {model.num_frame} input frames; padding {padding}; scored on "
-         f"{'Y and RGB' if test_y else 'RGB'}; crop_border {crop_border}")
+         f"{'Y and RGB' if test_y else 'RGB'}; crop_border {crop_border}"
+         + ("" if ensemble == "none" else f"; ensemble {ensemble}"))
     # Restored frames go to a hidden temporary folder moved into place at the end, so an
     # error or Ctrl-C leaves no partial --save_images folder (edvr_jax.outputs).
     images = (replacing_folder(save_images, merge=True) if save_images is not None
@@ -146,7 +147,7 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         result = evaluate_clipset(model, variables, clipset, padding=padding,
                                   test_y_channel=test_y, crop_border=crop_border,
                                   batch_size=batch, save_dir=save_dir, progress=progress,
-                                  report_rgb_and_y=True)
+                                  report_rgb_and_y=True, ensemble=ensemble)
     result["settings"] = {
         "checkpoint": os.path.abspath(checkpoint),
         "stage2": os.path.abspath(stage2) if stage2 else None, **names,
