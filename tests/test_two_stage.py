@@ -118,3 +118,126 @@ def test_two_stage_ensemble_is_per_stage():
     # uint8 rounding of float sums taken in another order: an LSB at the very most.
     assert np.abs(got.astype(int) - want).max() <= 1
     assert np.mean(got != want) < 0.01
+
+
+# ----------------------------------------------------------------------------- stage-1 outputs
+
+CLIPS = ("000", "001", "011", "015", "020")  # REDS4 (the val split) + one training clip
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    import eval_trees
+
+    return eval_trees.make_reds(str(tmp_path_factory.mktemp("reds")), num_frames=5,
+                                lq_hw=(8, 12), clips=CLIPS)
+
+
+@pytest.fixture(scope="module")
+def clips(tree):
+    from edvr_jax.data import get_clipset
+
+    return get_clipset("reds", tree, split="all")
+
+
+def _stage1(sr_tsa, clips, out, **kw):
+    from edvr_jax.evaluate.stage1 import restore_dataset
+
+    return restore_dataset(*sr_tsa, clips, str(out), padding="reflection_circle", batch_size=2,
+                           mesh=None, progress=False, **kw)
+
+
+def _files(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def stage1_out(sr_tsa, clips, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stage1")
+    return out, _stage1(sr_tsa, clips, out)
+
+
+def test_stage1_writes_every_frame_once(sr_tsa, clips, stage1_out):
+    from PIL import Image
+
+    from edvr_jax.data import read_frames
+    from edvr_jax.evaluate import generate_frame_indices
+
+    out, r = stage1_out
+    names = [f"{c}/{i:08d}.png" for c in CLIPS for i in range(5)]
+    assert [os.path.relpath(p, out) for p in r["written"]] == names
+    assert r["skipped"] == 0 and r["frames"] == 25 and sorted(_files(out)) == names
+    # Each frame is the model's uint8 output for its reflection_circle window.
+    restore = Restorer(*sr_tsa, batch_size=2, mesh=None, quantize=True)
+    clip = clips.clip("011")
+    lq = read_frames(clip.lq_paths)
+    for i in range(5):
+        want = restore(lq[generate_frame_indices(i, 5, 5, "reflection_circle")][None])[0]
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "011" / f"{i:08d}.png")), want)
+    again = _stage1(sr_tsa, clips, out)  # a finished run: nothing left to do
+    assert again["written"] == [] and again["skipped"] == 25
+
+
+def test_stage1_resumes_after_a_kill(sr_tsa, clips, stage1_out, tmp_path):
+    full, _ = stage1_out
+    done = [f"000/{i:08d}.png" for i in range(5)] + ["001/00000000.png", "001/00000001.png"]
+    for name in done:  # what a killed run had renamed into place ...
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((full / name).read_bytes())
+    (tmp_path / "001" / ".00000002.partial-999.png").write_bytes(b"cut short")  # ... and not
+    r = _stage1(sr_tsa, clips, tmp_path)
+    rest = [f"{c}/{i:08d}.png" for c in CLIPS for i in range(5) if f"{c}/{i:08d}.png" not in done]
+    assert [os.path.relpath(p, tmp_path) for p in r["written"]] == rest
+    assert r["skipped"] == len(done)
+    assert _files(tmp_path) == _files(full)  # identical bytes
+
+
+def test_two_processes_split_the_frames(sr_tsa, clips, stage1_out, tmp_path):
+    from edvr_jax.evaluate.stage1 import process_share
+
+    for count in (1, 2, 3, 7):
+        shares = [process_share(clips, i, count) for i in range(count)]
+        flat = [j for s in shares for j in s]
+        assert flat == [(k, i) for k in range(5) for i in range(5)]  # in order, once each
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    a = _stage1(sr_tsa, clips, tmp_path, process_index=0, process_count=2)["written"]
+    b = _stage1(sr_tsa, clips, tmp_path, process_index=1, process_count=2)["written"]
+    assert len(a) == 12 and len(b) == 13 and not set(a) & set(b)
+    assert _files(tmp_path) == _files(stage1_out[0])
+
+
+def test_restored_lq_errors(clips, stage1_out, tmp_path):
+    import shutil
+
+    from edvr_jax.data import DatasetError
+    from edvr_jax.data.restored import with_restored_lq
+
+    got = with_restored_lq(clips, str(stage1_out[0]))
+    assert got.scale == 1 and got.names == clips.names
+    assert got.clip("011").lq_paths[2] == str(stage1_out[0] / "011" / "00000002.png")
+    assert got.clip("011").gt_paths == clips.clip("011").gt_paths
+    with pytest.raises(DatasetError, match=r"stage-1 output folder .*nope not found; make it "
+                                           r"with: edvr-data stage1"):
+        with_restored_lq(clips, str(tmp_path / "nope"))
+    shutil.copytree(stage1_out[0], tmp_path / "s1")
+    (tmp_path / "s1" / "015" / "00000003.png").unlink()
+    with pytest.raises(DatasetError, match="clip 015 lacks 1 of its 5 restored frames"):
+        with_restored_lq(clips, str(tmp_path / "s1"))
+
+
+def test_stage1_command(tree, stage1_out, tmp_path, capsys):
+    from edvr_jax.data.cli import main
+
+    argv = ["stage1", "--checkpoint", f"{EDVR}/sr_tsa.pth", "--dataset", "reds", "--root", tree,
+            "--split", "val", "--out", str(tmp_path), "--batch", "2", "--no-progress"]
+    assert main(argv + ["--process-index", "1", "--process-count", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "process 1 of 2: 10 frames written, 0 already there, of its 10" in out
+    assert "frames/s" in out
+    assert main(argv) == 0
+    assert "10 frames written, 10 already there, of its 20" in capsys.readouterr().out
+    want = {k: v for k, v in _files(stage1_out[0]).items() if not k.startswith("001/")}
+    assert _files(tmp_path) == want
+    assert main(["stage1", "--checkpoint", str(tmp_path / "no.pth"), "--root", tree,
+                 "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().endswith("no.pth does not exist")

@@ -20,9 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edvr_jax.evaluate.ensemble import ENSEMBLES
 from edvr_jax.evaluate.frame_index import PADDING_MODES
-from edvr_jax.tasks import EVAL_DATASETS, TASKS
+from edvr_jax.tasks import ENSEMBLE_NAMES, EVAL_DATASETS, TASKS
 
 
 def build_parser(prog: str = "edvr-eval") -> argparse.ArgumentParser:
@@ -50,7 +49,7 @@ def build_parser(prog: str = "edvr-eval") -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4, help="windows per device call (default 4)")
     p.add_argument("--stage2", default=None, metavar="CKPT2",
                    help="an hr_in stage-2 checkpoint run on the stage-1 outputs")
-    p.add_argument("--ensemble", choices=list(ENSEMBLES), default="none",
+    p.add_argument("--ensemble", choices=ENSEMBLE_NAMES, default="none",
                    help="test-time self-ensemble: flip4 = identity and horizontal, vertical "
                         "and both flips (the 2019 test script's flip_test); x8 adds their "
                         "transposes; outputs flipped back and averaged (default none)")

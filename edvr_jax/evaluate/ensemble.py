@@ -24,6 +24,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from edvr_jax.tasks import ENSEMBLE_NAMES
+
 __all__ = ["ENSEMBLES", "Transform", "ensemble_apply", "forward", "inverse"]
 
 Transform = tuple[bool, bool, bool]  # (transpose, vflip, hflip)
@@ -35,6 +37,7 @@ ENSEMBLES: dict[str, tuple[Transform, ...]] = {
     "flip4": _FLIP4,
     "x8": _FLIP4 + tuple((True, v, h) for _, v, h in _FLIP4),
 }
+assert tuple(ENSEMBLES) == ENSEMBLE_NAMES  # the tools' --ensemble choices
 
 
 def forward(x, t: Transform, xp=jnp):

@@ -26,9 +26,9 @@ import os
 import sys
 
 from edvr_jax.errors import Interrupted, accept_underscores, run_cli
-from edvr_jax.evaluate.ensemble import ENSEMBLES
 from edvr_jax.evaluate.frame_index import PADDING_MODES
 from edvr_jax.evaluate.video_io import PIX_FMTS, RestoreError, is_video_path
+from edvr_jax.tasks import ENSEMBLE_NAMES
 from edvr_jax.zoo import check, resolve
 
 __all__ = ["build_parser", "main", "run"]
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"{DEFAULT_OVERLAP}; exact when >= the receptive field)")
     p.add_argument("--batch", type=int, default=1,
                    help="windows (or tiles) per device call (default 1)")
-    p.add_argument("--ensemble", choices=list(ENSEMBLES), default="none",
+    p.add_argument("--ensemble", choices=ENSEMBLE_NAMES, default="none",
                    help="test-time self-ensemble: flip4 (identity, horizontal, vertical, both "
                         "flips) or x8 (and their transposes), averaged; 4 or 8 times the "
                         "compute (default none)")

@@ -28,18 +28,25 @@ _LABELS = {"psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Per-clip table and the mean, one line each (PSNR in dB with 4 decimals)."""
-    names = result["settings"]["metrics"]
+    """Per-clip table and the mean, one line each (PSNR in dB with 4 decimals); stage-1
+    and two-stage scores side by side when the result has both."""
+    names = list(result["settings"]["metrics"])
+    labels = {n: _LABELS[n] for n in names}
+    if f"stage1_{names[0]}" in result["mean"]:  # stage 1 alone, then both stages
+        labels = {**{f"stage1_{n}": f"1:{_LABELS[n]}" for n in names},
+                  **{n: f"2:{_LABELS[n]}" for n in names}}
     width = max([len(c) for c in result["clips"]] + [6])
-    head = f"{'clip':<{width}}  {'frames':>6}" + "".join(f"  {_LABELS[n]:>8}" for n in names)
+    head = f"{'clip':<{width}}  {'frames':>6}" + "".join(f"  {v:>8}" for v in labels.values())
     lines = [head, "-" * len(head)]
 
     def row(label, frames, values):
-        return f"{label:<{width}}  {frames:>6}" + "".join(f"  {values[n]:>8.4f}" for n in names)
+        return f"{label:<{width}}  {frames:>6}" + "".join(f"  {values[n]:>8.4f}" for n in labels)
 
     for clip, r in result["clips"].items():
         lines.append(row(clip, r["num_frames"], r))
     lines += ["-" * len(head), row("mean", result["timing"]["frames"], result["mean"])]
+    if len(labels) > len(names):
+        lines.append("1: stage 1 alone (the frames stage 2 refines), 2: both stages")
     return "\n".join(lines)
 
 

@@ -22,7 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.root = "datasets/REDS"
     c.data.task = "sr"  # sr | srblur | deblur | deblurcomp (REDS)
     c.data.partition = "REDS4"  # REDS4 | REDSofficial: held out of training, used for validation
-    c.data.lq_root = ""  # folder dataset: LQ tree (GT tree is data.root)
+    # folder dataset: LQ tree (GT tree is data.root); other datasets: stage-1 outputs
+    # (edvr-data stage1 --out) replacing their LQ frames, for stage-2 training (scale 1)
+    c.data.lq_root = ""
     c.data.scale = 4  # folder dataset: LQ -> GT scale
     c.data.gt_size = 256  # GT crop; LQ crop is gt_size // scale
     c.data.interval_list = [1]
