@@ -241,3 +241,60 @@ def test_stage1_command(tree, stage1_out, tmp_path, capsys):
     assert main(["stage1", "--checkpoint", str(tmp_path / "no.pth"), "--root", tree,
                  "--out", str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip().endswith("no.pth does not exist")
+
+
+# ----------------------------------------------------------------------------- the chain
+
+
+@pytest.fixture(scope="module")
+def stage2_run(tree, stage1_out, tmp_path_factory):
+    """A tiny stage 2 (hr_in + predeblur) trained 2 steps on the stage-1 outputs."""
+    from entry_points import tiny_config
+
+    from edvr_jax.train.loop import train_and_evaluate
+
+    config = tiny_config(**{
+        "data.dataset": "reds", "data.root": tree, "data.lq_root": str(stage1_out[0]),
+        "data.gt_size": 32, "model.hr_in": True, "model.with_predeblur": True,
+        "train.num_steps": 2, "train.batch_size": 2, "train.periods": [2],
+        "train.checkpoint_every": 2, "train.log_every": 2, "eval.every": 2,
+        "eval.max_clips": 1, "eval.max_frames": 3, "eval.padding": "reflection_circle"})
+    workdir = tmp_path_factory.mktemp("stage2")
+    return workdir, train_and_evaluate(config, workdir)
+
+
+def _psnr_of_files(paths, gt_paths):
+    from edvr_jax.data import read_frames
+    from edvr_jax.evaluate import calculate_psnr
+    from edvr_jax.frames import tensor_to_uint8
+
+    pairs = zip(read_frames(paths), read_frames(gt_paths), strict=True)
+    return np.mean([calculate_psnr(tensor_to_uint8(a), tensor_to_uint8(b)) for a, b in pairs])
+
+
+def test_stage2_trains_on_stage1_outputs_and_validates_both(tree, stage1_out, stage2_run):
+    val = stage2_run[1]["val"]  # validation of stage 2 on REDS4's first clip, 3 frames
+    assert set(val) == {"psnr", "ssim", "stage1_psnr", "stage1_ssim"}
+    out = stage1_out[0]
+    want = _psnr_of_files([f"{out}/000/{i:08d}.png" for i in range(3)],
+                          [f"{tree}/train_sharp/000/{i:08d}.png" for i in range(3)])
+    assert val["stage1_psnr"] == pytest.approx(want, abs=1e-4)
+    assert val["psnr"] != val["stage1_psnr"]
+
+
+def test_two_stage_evaluation_reports_both_stages(tree, stage1_out, stage2_run, tmp_path):
+    from edvr_jax.evaluate.run_eval import run
+
+    lines = []
+    result = run(checkpoint=f"{EDVR}/sr_tsa.pth", stage2=str(stage2_run[0]), dataset="reds4",
+                 data_root=tree, batch=2, progress=False, echo=lines.append,
+                 out=str(tmp_path / "two_stage.json"))
+    assert result["settings"]["ensemble"] == "none" and result["settings"]["num_frame"] == [5, 3]
+    assert {"psnr", "stage1_psnr", "ssim", "stage1_ssim"} <= set(result["mean"])
+    table = "\n".join(lines)
+    assert "1:PSNR" in table and "2:PSNR" in table and "stage 1 alone" in table
+    # Stage 1 of the two-stage evaluation: the frames edvr-data stage1 wrote, scored.
+    out = stage1_out[0]
+    want = _psnr_of_files([f"{out}/011/{i:08d}.png" for i in range(5)],
+                          [f"{tree}/train_sharp/011/{i:08d}.png" for i in range(5)])
+    assert result["clips"]["011"]["stage1_psnr"] == pytest.approx(want, abs=1e-4)

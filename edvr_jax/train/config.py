@@ -115,3 +115,20 @@ def use_deblur_track(c: ml_collections.ConfigDict, task: str) -> None:
     c.model.with_predeblur = True
     c.model.hr_in = True
     c.eval.padding = "replicate"
+
+
+def use_stage2(c: ml_collections.ConfigDict, preset: str, lq_root: str) -> None:
+    """Stage 2 of the two-stage restoration on REDS SR: the ``STAGE2_PRESETS`` model (hr_in +
+    predeblur, shallower) trained on stage-1 outputs (``edvr-data stage1 --out lq_root``)
+    against the sharp frames, with the deblur track's L recipe (256 crops, restarts, EMA).
+    Validation pads time as stage 1 does (reflection_circle for SR), so that its scores
+    are those of ``eval.py --stage2`` on the same clips; it reports stage 1 alongside."""
+    from edvr_jax.models.presets import STAGE2_PRESETS
+
+    for name, value in STAGE2_PRESETS[preset].items():
+        setattr(c.model, name, value)
+    use_tsa_schedule(c, 0.5)
+    c.data.task = "sr"  # GT: train_sharp; LQ: the stage-1 outputs of the sr track
+    c.data.lq_root = lq_root
+    c.data.gt_size = 256  # scale 1: the input crops are 256x256 too
+    c.eval.padding = "reflection_circle"
