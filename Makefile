@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # elsewhere): far fewer page faults, the deformable convolution's backward ~2x faster.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo demo-two-stage test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m edvr_jax.demo
+
+# make demo, then the paper's stage 2 trained on its outputs (README "Two-stage restoration").
+demo-two-stage: $(STAMP)
+	$(PY) -m edvr_jax.demo --two-stage
 
 # Two pytest workers, one test file each at a time (module fixtures are built once).
 PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile

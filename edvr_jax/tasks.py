@@ -7,13 +7,14 @@ Imports nothing: the tools build their argument parsers from it before TensorFlo
   ``edvr-data``, validation).
 * ``EVAL_DATASETS``: the published test protocols of ``eval.py``
   (``edvr_jax.evaluate.protocols``).
+* ``ENSEMBLE_NAMES``: the test-time self-ensembles (``edvr_jax.evaluate.ensemble``).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["BLUR_TASKS", "EVAL_DATASETS", "TASKS", "TRAIN_DATASETS", "RedsTask"]
+__all__ = ["BLUR_TASKS", "ENSEMBLE_NAMES", "EVAL_DATASETS", "TASKS", "TRAIN_DATASETS", "RedsTask"]
 
 
 class RedsTask(NamedTuple):
@@ -33,3 +34,4 @@ BLUR_TASKS = tuple(t for t, spec in TASKS.items() if spec.lq.startswith("blur"))
 
 TRAIN_DATASETS = ("reds", "vimeo90k", "vid4", "folder", "demo", "tfds")
 EVAL_DATASETS = ("reds4", "redsofficial4", "vid4", "vimeo90k_t", "folder")
+ENSEMBLE_NAMES = ("none", "flip4", "x8")

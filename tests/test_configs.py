@@ -15,6 +15,7 @@ PUBLISHED = {  # parameter counts of BasicSR's state_dicts
     "edvr_l_reds": 20_633_827, "edvr_l_vimeo90k": 20_699_363, "edvr_l_srblur_reds": 23_306_851,
     "edvr_l_deblur_reds": 23_602_019, "edvr_l_deblurcomp_reds": 23_602_019,
 }
+STAGE2 = {"edvr_m_stage2_reds": "EDVR_M_stage2", "edvr_l_stage2_reds": "EDVR_L_stage2"}
 REQUIRED = ["data.root", "data.dataset", "train.num_steps", "train.batch_size", "train.checkpoint_every",
             "train.seed", "model.num_feat", "model.num_frame", "model.deformable_groups",
             "model.num_extract_block", "model.num_reconstruct_block", "model.center_frame_idx",
@@ -35,7 +36,7 @@ ABLATIONS = {  # the paper's ablation rows at EDVR-M size (tests/test_ablations.
 
 
 def test_every_published_recipe_has_a_config():
-    assert set(PUBLISHED) | set(ABLATIONS) | {"demo", "tiny"} == set(CONFIGS)
+    assert set(PUBLISHED) | set(ABLATIONS) | {"demo", "demo_stage2", "tiny"} | set(STAGE2) == set(CONFIGS)
 
 
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
@@ -62,7 +63,11 @@ def test_config_is_complete_and_documented(name):
     assert sum(c.train.periods) >= c.train.num_steps, "the cosine schedule must cover the run"
     assert len(c.train.periods) == len(c.train.restart_weights)
     assert c.data.dataset in ("reds", "vimeo90k", "folder", "demo", "tfds")
-    if c.model.hr_in:
+    if c.model.hr_in and c.data.lq_root:  # stage 2 pads as its stage 1 (SR) does
+        assert c.model.with_predeblur and c.data.task == "sr"
+        assert c.eval.padding == "reflection_circle"
+        assert "--stage2" in doc or "--two-stage" in doc
+    elif c.model.hr_in:
         assert c.model.with_predeblur and c.data.task in ("deblur", "deblurcomp")
         assert c.eval.padding == "replicate"
 
@@ -75,3 +80,11 @@ def test_published_architecture_and_recipe(name):
     assert (c.train.lr, c.train.b1, c.train.b2, c.train.eta_min) == (4e-4, 0.9, 0.99, 1e-7)
     assert c.train.loss_reduction == "sum" and c.train.loss_eps == 1e-12
     assert (c.train.tsa_iter == 50_000) == (name in ("edvr_m_reds", "edvr_l_reds"))
+
+
+@pytest.mark.parametrize("name", sorted(STAGE2))
+def test_stage2_config_builds_its_preset(name):
+    from edvr_jax.models import build
+
+    c = load(name).get_config()
+    assert create_model(c) == build(STAGE2[name])

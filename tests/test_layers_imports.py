@@ -9,6 +9,9 @@ import pytest
 PKG = pathlib.Path(__file__).resolve().parent.parent / "edvr_jax"
 LOWER = ("convert", "models", "ops", "data", "errors", "process", "frames", "tasks", "architecture",
          "zoo")  # never import evaluate or train
+# Command-line modules are entry points wherever they sit (edvr-data's stage1 restores a
+# dataset with evaluate's Restorer); they stay thin, their work lives in the layers.
+ENTRY_POINTS = ("cli.py", "__main__.py")
 
 
 def imports(path: pathlib.Path) -> set[str]:
@@ -34,6 +37,8 @@ def test_every_import_points_down():
     for path in modules:
         rel = path.relative_to(PKG)
         top = rel.parts[0].removesuffix(".py")
+        if rel.name in ENTRY_POINTS:  # the end of the arrows: a tool may use every layer
+            continue
         for name in sorted(imports(path)):
             target = part(name)
             if top in LOWER and target in ("evaluate", "train"):

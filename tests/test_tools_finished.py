@@ -305,6 +305,7 @@ cases = {
     "data: check without --root": (data, ["check"]),
     "data: folder without roots": (data, ["check", "--dataset", "folder"]),
     "data: preview over a file": (data, ["preview", "--dataset", "demo", "--out", tmp + "/r.json"]),
+    "data: stage1 without --root": (data, ["stage1", "--checkpoint", ckpt, "--out", tmp + "/s1"]),
 }
 found = {}
 for name, (main, argv) in cases.items():
@@ -354,7 +355,8 @@ def test_argument_mistakes_are_one_line_and_import_no_tensorflow(tmp_path):
                         ("convert: .pth without --to-torch", "add --to-torch"),
                         ("data: check without --root", "needs --root DIR"),
                         ("data: folder without roots", "needs --gt-root DIR and --lq-root DIR"),
-                        ("data: preview over a file", "exists; pass --overwrite")]:
+                        ("data: preview over a file", "exists; pass --overwrite"),
+                        ("data: stage1 without --root", "needs --root DIR")]:
         assert words in said[case], (case, said[case])
 
 

@@ -1,9 +1,10 @@
-"""Command line: edvr-data {check,preview,demo,build-tfds} ... (also python -m edvr_jax.data).
+"""Command line: edvr-data {check,preview,demo,build-tfds,stage1} ... (also python -m edvr_jax.data).
 
   check       scan every frame of a dataset, print every problem, exit 1 if any error
   preview     write a PNG grid of sampled LQ/GT training windows and print throughput
   demo        write the embedded demo clips (REDS layout) into a folder
   build-tfds  build the REDS TFDS dataset (ArrayRecord) from a REDS folder
+  stage1      restore every frame of a dataset with a checkpoint: the LQ side of stage 2
 
 Sizes are height x width (HxW), as everywhere in edvr_jax.
 """
@@ -16,7 +17,7 @@ import os
 import sys
 
 from edvr_jax.errors import UserError, accept_underscores, counted, run_cli
-from edvr_jax.tasks import TASKS, TRAIN_DATASETS
+from edvr_jax.tasks import ENSEMBLE_NAMES, TASKS, TRAIN_DATASETS
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -157,6 +158,39 @@ def cmd_build_tfds(args) -> int:
     return 0
 
 
+def cmd_stage1(args) -> int:
+    from edvr_jax.zoo import check
+
+    check(args.checkpoint)  # a missing file or a mistyped model name, before JAX/TF start
+    _check_roots(args)
+    if args.root and "://" not in args.root and not os.path.isdir(args.root):
+        raise UserError(f"dataset root {args.root} does not exist or is not a folder")
+    if args.batch < 1 or (args.tile is not None and args.tile < 1) or args.tile_overlap < 0:
+        raise UserError("--batch and --tile must be >= 1 and --tile-overlap >= 0")
+    if (args.process_index is None) != (args.process_count is None):
+        raise UserError("give both --process-index and --process-count, or neither")
+    from edvr_jax.evaluate.protocols import temporal_padding
+    from edvr_jax.evaluate.run_eval import load
+    from edvr_jax.evaluate.stage1 import restore_dataset
+    from edvr_jax.zoo import resolve
+
+    model, variables = load(resolve(args.checkpoint, progress=not args.no_progress))
+    clips = _clipset(args)
+    padding = args.padding or temporal_padding(model)
+    print(clips.describe())
+    print(f"model x{model.scale}, {model.num_frame} input frames; padding {padding}; "
+          f"ensemble {args.ensemble}; writing {args.out}/<clip>/<frame>.png")
+    r = restore_dataset(model, variables, clips, args.out, padding=padding, batch_size=args.batch,
+                        ensemble=args.ensemble, tile=args.tile, tile_overlap=args.tile_overlap,
+                        process_index=args.process_index, process_count=args.process_count,
+                        progress=not args.no_progress)
+    index, count = r["process"]
+    print(f"process {index} of {count}: {len(r['written'])} frames written, {r['skipped']} "
+          f"already there, of its {r['frames']}, in {r['seconds']:.1f} s "
+          f"({r['frames_per_second']:.2f} frames/s)")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="edvr-data", description=__doc__, formatter_class=_Help)
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -198,8 +232,30 @@ def main(argv=None) -> int:
     p.add_argument("--file-format", default="array_record", choices=["array_record"],
                    help="TFDS storage format")
     p.set_defaults(fn=cmd_build_tfds)
+    p = sub.add_parser("stage1", help="restore a dataset's frames (stage-2 training input)",
+                       description="Restores every frame of every clip of the split into "
+                                   "OUT/<clip>/<frame>.png, the data.lq_root of a stage-2 "
+                                   "config. Resumable: frames already written are skipped.",
+                       formatter_class=_Help)
+    _dataset_args(p, "all")
+    p.add_argument("--checkpoint", required=True,
+                   help="stage-1 model: a name (edvr-zoo list), a .pth, an edvr-convert "
+                        "directory or a workdir")
+    p.add_argument("--out", required=True, help="output folder (local or gs://)")
+    p.add_argument("--ensemble", choices=ENSEMBLE_NAMES, default="none",
+                   help="test-time flips averaged (the 2019 authors used flip4 here)")
+    p.add_argument("--padding", default=None, help="temporal padding (default: the protocol's)")
+    p.add_argument("--batch", type=int, default=4, help="windows per device call")
+    p.add_argument("--tile", type=int, default=None, help="restore in tiles of this many LQ pixels")
+    p.add_argument("--tile-overlap", type=int, default=32, help="margin around each tile")
+    p.add_argument("--process-index", type=int, default=None,
+                   help="this process's share (default: jax.process_index())")
+    p.add_argument("--process-count", type=int, default=None,
+                   help="number of shares (default: jax.process_count())")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_stage1)
     args = accept_underscores(ap).parse_args(argv)
-    return run_cli("edvr-data", lambda: args.fn(args), exit_code=1)
+    return run_cli("edvr-data", lambda: args.fn(args), exit_code=1, also=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from edvr_jax.evaluate.frame_index import PADDING_MODES
-from edvr_jax.tasks import EVAL_DATASETS, TASKS
+from edvr_jax.tasks import ENSEMBLE_NAMES, EVAL_DATASETS, TASKS
 
 
 def build_parser(prog: str = "edvr-eval") -> argparse.ArgumentParser:
@@ -49,6 +49,10 @@ def build_parser(prog: str = "edvr-eval") -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4, help="windows per device call (default 4)")
     p.add_argument("--stage2", default=None, metavar="CKPT2",
                    help="an hr_in stage-2 checkpoint run on the stage-1 outputs")
+    p.add_argument("--ensemble", choices=ENSEMBLE_NAMES, default="none",
+                   help="test-time self-ensemble: flip4 = identity and horizontal, vertical "
+                        "and both flips (the 2019 test script's flip_test); x8 adds their "
+                        "transposes; outputs flipped back and averaged (default none)")
     p.add_argument("--center-frame-idx", "--center_frame_idx", type=int, default=None,
                    help="centre frame of the model's window if not num_frame // 2")
     p.add_argument("--overwrite", action="store_true", help="replace --out / --save_images")
@@ -72,7 +76,8 @@ def main(argv: list[str] | None = None, prog: str = "edvr-eval") -> int:
                 task=args.task, padding=args.padding, y_channel=args.y_channel,
                 crop_border=args.crop_border, save_images=args.save_images, out=args.out,
                 batch=args.batch, stage2=args.stage2, overwrite=args.overwrite,
-                center_frame_idx=args.center_frame_idx, progress=not args.no_progress)
+                center_frame_idx=args.center_frame_idx, progress=not args.no_progress,
+                ensemble=args.ensemble)
         except KeyboardInterrupt:  # --save_images/--out are written under temporary names
             raise Interrupted("; nothing was written" if args.save_images or args.out
                               else "") from None

@@ -56,7 +56,7 @@ from edvr_jax.models import OFFSET_WARNING_THRESHOLD, warn_large_offsets
 if TYPE_CHECKING:  # the readers import TensorFlow: only when frames are read
     from edvr_jax.data import Clip, ClipSet
 
-__all__ = ["EvaluationError", "evaluate_clipset", "metric_names"]
+__all__ = ["EvaluationError", "clip_windows", "evaluate_clipset", "frame_name", "metric_names"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _prefetched(fn, args: list, pool: ThreadPoolExecutor, ahead: int = 4) -> Ite
         yield f.result() if f is not None else None
 
 
-def _frame_name(path) -> str:
+def frame_name(path) -> str:
     """The file stem of a frame: its name in messages and in saved outputs."""
     return os.path.splitext(os.path.basename(str(path)))[0]
 
@@ -127,11 +127,16 @@ def _needed(targets: list[int], n: int, num_frame: int, padding: str, clip: str)
         raise EvaluationError(f"clip {clip}: {e}") from None
 
 
-def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: ThreadPoolExecutor,
-                  notes: set[str] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(target, window) for the last stage, in target order; earlier stages run here."""
+def clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: ThreadPoolExecutor,
+                 notes: set[str] | None = None, targets: list[int] | None = None
+                 ) -> Iterator[tuple[int, np.ndarray]]:
+    """(target, window) for the last stage, in target order; earlier stages run here.
+
+    ``targets``: the frame indices to restore (default: the protocol's, ``_targets``).
+    Only the LQ frames some window needs are read (on ``pool``); an earlier stage's NaN/inf
+    output raises :class:`EvaluationError` naming the clip and frame."""
     n = clip.num_frames
-    targets = [_targets(clip)]
+    targets = [_targets(clip) if targets is None else sorted(targets)]
     for r in reversed(stages[1:]):  # frames each earlier stage must produce
         targets.insert(0, _needed(targets[0], n, r.model.num_frame, padding, clip.name))
     lq_needed = set(_needed(targets[0], n, stages[0].model.num_frame, padding, clip.name))
@@ -151,7 +156,7 @@ def _clip_windows(clip: Clip, stages: list[Restorer], padding: str, pool: Thread
     try:
         yield from windows
     except NonFiniteOutput as e:  # an earlier stage's output
-        frame = _frame_name(clip.lq_paths[e.index])
+        frame = frame_name(clip.lq_paths[e.index])
         raise EvaluationError(f"stage {e.stage + 1}: " + nonfinite_message(clip.name, frame)) from None
 
 
@@ -162,14 +167,14 @@ def _batches(clipset: ClipSet, stages: list[Restorer], padding: str, stop: threa
     with ThreadPoolExecutor(max_workers=8) as pool:
         cur: list[_Item] = []
         for clip in clipset.clips:
-            for c, window in _clip_windows(clip, stages, padding, pool, notes):
+            for c, window in clip_windows(clip, stages, padding, pool, notes):
                 if stop.is_set():
                     return
                 if cur and (len(cur) == size or window.shape != cur[0].window.shape):
                     yield cur
                     cur = []
                 cur.append(_Item(clip.name, c, window, clip.gt_paths[c], clip.source,
-                                 _frame_name(clip.lq_paths[c])))
+                                 frame_name(clip.lq_paths[c])))
         if cur:
             yield cur
 
@@ -210,7 +215,8 @@ def _mean(values: list[float]) -> float:
 def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                      test_y_channel: bool = False, crop_border: int = 0, batch_size: int = 4,
                      mesh: Any = "auto", save_dir: str | None = None, progress: bool = True,
-                     report_rgb_and_y: bool = True) -> dict[str, Any]:
+                     report_rgb_and_y: bool = True, ensemble: str = "none",
+                     stage1_input: bool = False) -> dict[str, Any]:
     """Scores ``model`` on every target frame of ``clipset`` (see the module docstring).
 
     Args:
@@ -225,11 +231,18 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
         runs on the default device; or a 1-D ``('data',)`` Mesh.
       save_dir: if set, restored frames are written as ``save_dir/<clip>/<frame>.png``.
       progress: show a tqdm bar (frames/s, ETA).
+      ensemble: test-time self-ensemble of every stage, ``"none"``, ``"flip4"`` or ``"x8"``
+        (``edvr_jax.evaluate.ensemble``).
+      stage1_input: the clip's LQ frames are stage-1 outputs (a stage-2 model on
+        ``edvr-data stage1`` frames): score them too. A ``TwoStageEDVR`` always scores its
+        stage-1 frames. They are the centre frame of each last-stage window, already
+        rounded to uint8; their scores are ``stage1_<metric>`` beside the final ones.
 
     Returns ``{"settings", "clips": {name: {metric: clip mean, "num_frames", "frames":
     [{"index", metric...}]}}, "mean": {metric: mean over clips}, "timing": {"frames",
     "seconds", "frames_per_second", "compilations" (distinct batch shapes run)},
-    "offsets": {dcn: largest batch mean |offset|}, "warnings": [...], "notes": [...]}``
+    "offsets": {dcn: largest batch mean |offset|}, "warnings": [...], "notes": [...]}``;
+    with stage-1 scores, every metric dict also has ``stage1_psnr``, ... side by side.
     (notes: conversions applied while reading, e.g. grayscale frames replicated to RGB).
     PSNR is ``inf`` for a frame equal to its GT.
     """
@@ -240,13 +253,19 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
             f"{clipset.task or ''} data is x{clipset.scale} (GT {clipset.scale}x the LQ size)")
     if not clipset.clips:
         raise EvaluationError(f"{clipset.dataset}: no clips to evaluate under {clipset.root}")
-    stages = make_stages(model, variables, batch_size=batch_size, mesh=mesh)
+    stages = make_stages(model, variables, batch_size=batch_size, mesh=mesh, ensemble=ensemble)
     for clip in clipset.clips:  # a clip too short for the padding, before anything compiles
         targets = _targets(clip)
         for r in reversed(stages):
             targets = _needed(targets, clip.num_frames, r.model.num_frame, padding, clip.name)
     final = stages[-1]
     names = metric_names(test_y_channel, report_rgb_and_y)
+    stage1 = len(stages) > 1 or stage1_input
+    if stage1 and final.model.scale != 1:
+        raise EvaluationError("stage-1 scores need a last stage that works at output "
+                              "resolution (hr_in); this model upsamples x"
+                              f"{final.model.scale}")
+    keys = names + tuple(f"stage1_{n}" for n in names) if stage1 else names
     per_frame: dict[str, list[dict[str, float]]] = {c.name: [] for c in clipset.clips}
     clip_offsets: dict[str, dict[str, float]] = {}
     total = sum(len(_targets(c)) for c in clipset.clips)
@@ -265,7 +284,7 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     pool = ThreadPoolExecutor(max_workers=4) if save_dir else None
 
     def finish(pending):
-        out, stats, finite, scores, items = pending
+        out, stats, finite, scores, first, items = pending
         try:  # a diverged model is refused, not scored as black frames
             final.check_finite(finite, len(items))
         except NonFiniteOutput as e:
@@ -273,13 +292,15 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
             prefix = f"stage {len(stages)}: " if len(stages) > 1 else ""
             raise EvaluationError(prefix + nonfinite_message(it.clip, it.name)) from None
         scores = jax.device_get(scores)
+        if first is not None:
+            scores.update({f"stage1_{n}": v for n, v in jax.device_get(first).items()})
         stats = {k: float(v) for k, v in jax.device_get(stats).items()}
         final.record(stats)
         if save_dir:
             out = np.asarray(out)
         for j, it in enumerate(items):
             per_frame[it.clip].append({"index": it.index,
-                                       **{n: float(scores[n][j]) for n in names}})
+                                       **{n: float(scores[n][j]) for n in keys}})
             mx = clip_offsets.setdefault(it.clip, {})
             for k, v in stats.items():
                 mx[k] = max(mx.get(k, v), v)
@@ -299,11 +320,16 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
                 raise got
             lq, gt, items = got
             out, stats, finite = final.apply_batch(final.pad_batch(lq))
-            scores = _score(out, final.put(final.pad_batch(gt)), crop_border=crop_border,
-                            names=names)
+            gt_dev = final.put(final.pad_batch(gt))
+            scores = _score(out, gt_dev, crop_border=crop_border, names=names)
+            first = None
+            if stage1:  # the window's centre: the stage-1 frame stage 2 refines (exact uint8)
+                centre = tensor_to_uint8(lq[:, final.model.center])
+                first = _score(final.put(final.pad_batch(centre)), gt_dev,
+                               crop_border=crop_border, names=names)
             if pending is not None:  # fetch the previous batch while this one runs
                 finish(pending)
-            pending = (out, stats, finite, scores, items)
+            pending = (out, stats, finite, scores, first, items)
         if pending is not None:
             finish(pending)
     finally:
@@ -330,16 +356,16 @@ def evaluate_clipset(model, variables, clipset: ClipSet, *, padding: str,
     clips = {}
     for clip, frames in per_frame.items():
         frames.sort(key=lambda f: f["index"])
-        clips[clip] = {**{n: _mean([f[n] for f in frames]) for n in names},
+        clips[clip] = {**{n: _mean([f[n] for f in frames]) for n in keys},
                        "num_frames": len(frames), "frames": frames}
     return {
         "settings": {"padding": padding, "test_y_channel": test_y_channel,
                      "crop_border": crop_border, "metrics": list(names),
-                     "batch_size": final.batch_size,
+                     "batch_size": final.batch_size, "ensemble": ensemble,
                      "devices": 1 if final.mesh is None else int(final.mesh.devices.size),
                      "num_frame": [s.model.num_frame for s in stages]},
         "clips": clips,
-        "mean": {n: _mean([c[n] for c in clips.values()]) for n in names},
+        "mean": {n: _mean([c[n] for c in clips.values()]) for n in keys},
         "timing": {"frames": total, "seconds": seconds,
                    "frames_per_second": total / seconds if seconds > 0 else float("nan"),
                    "compilations": sum(len(s.shapes) for s in stages)},

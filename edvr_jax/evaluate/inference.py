@@ -13,6 +13,8 @@ centre frames ``(n, s*h, s*w, 3)`` (float32 in [0, 1], or uint8 quantised like B
 * several devices: the batch is sharded over a 1-D ``('data',)`` mesh of the process's
   devices (``NamedSharding``), parameters replicated;
 * tiling (``tile``, ``tile_overlap``): see ``edvr_jax.evaluate.tiling``;
+* test-time self-ensemble (``ensemble="flip4"`` or ``"x8"``): see
+  ``edvr_jax.evaluate.ensemble``; the flipped copies are more entries of the same call;
 * offset diagnostics: the model's mean |offset| per deformable convolution (a mean over
   each batch, padding copies included) is kept as a running maximum in :attr:`offsets`;
 * a diverged model is refused, not scored: the compiled step also returns one "all
@@ -31,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from edvr_jax.evaluate.ensemble import ENSEMBLES, ensemble_apply
 from edvr_jax.evaluate.metrics import to_uint8_batch
 from edvr_jax.evaluate.tiling import tile_grid
 from edvr_jax.models import crop_output, offset_stats, pad_to_multiple
@@ -62,17 +65,23 @@ def data_mesh(devices: Sequence[Any] | None = None) -> Mesh | None:
     return Mesh(np.array(devices), ("data",))
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _apply(model, quantize: bool, variables, x):
+@partial(jax.jit, static_argnums=(0, 1), static_argnames=("ensemble",))
+def _apply(model, quantize: bool, variables, x, ensemble: str = "none"):
     """The compiled step; keyed on the (hashable) model, so every Restorer of an equal
-    model shares its compilations (periodic validation does not recompile)."""
-    padded, size = pad_to_multiple(x, model.size_multiple)
-    out, state = model.apply(variables, padded, mutable=["diagnostics"])
-    out = crop_output(out, size, model.scale)
+    model shares its compilations (periodic validation does not recompile). ``ensemble``
+    (``edvr_jax.evaluate.ensemble``) restores the flipped copies of every window as more
+    batch entries of the same program and averages them in float, before rounding."""
+
+    def restore(batch):
+        padded, size = pad_to_multiple(batch, model.size_multiple)
+        out, state = model.apply(variables, padded, mutable=["diagnostics"])
+        return crop_output(out, size, model.scale), offset_stats(state.get("diagnostics", {}))
+
+    out, stats = restore(x) if ensemble == "none" else ensemble_apply(restore, x, ensemble)
     finite = jnp.all(jnp.isfinite(out).reshape(out.shape[0], -1), axis=1)  # one flag per frame
     if quantize:
         out = to_uint8_batch(out)
-    return out, offset_stats(state.get("diagnostics", {})), finite
+    return out, stats, finite
 
 
 # The jitted batch program itself, ``(model, quantize, variables, x)`` with the first two
@@ -80,10 +89,11 @@ def _apply(model, quantize: bool, variables, x):
 restore_batch_program = _apply
 
 
-def lower_restore_batch(model, variables: Any, x: Any, *, quantize: bool = False):
+def lower_restore_batch(model, variables: Any, x: Any, *, quantize: bool = False,
+                        ensemble: str = "none"):
     """The program a :class:`Restorer` runs on one batch, lowered for ``variables`` and ``x``
     (arrays or ``jax.ShapeDtypeStruct`` with shardings), e.g. for a TPU topology (edvr-aot)."""
-    return restore_batch_program.trace(model, quantize, variables, x).lower()
+    return restore_batch_program.trace(model, quantize, variables, x, ensemble=ensemble).lower()
 
 
 class Restorer:
@@ -96,11 +106,20 @@ class Restorer:
         sharding) or a 1-D ``Mesh`` whose axis is ``'data'``.
       tile: tile side in input pixels (``None``: whole frames); ``tile_overlap``: margin.
       quantize: return uint8 (BasicSR's rounding) instead of float32.
+      ensemble: ``"none"``, ``"flip4"`` or ``"x8"`` (``edvr_jax.evaluate.ensemble``): every
+        window (or tile) is also restored flipped, in the same compiled call, and the
+        outputs flipped back and averaged before rounding. A batch then runs
+        ``batch_size`` x 4 (or 8) model entries; with tiles the ensemble is per tile (the
+        same as per frame when the overlap covers the receptive field and the frame is a
+        multiple of ``model.size_multiple``).
     """
 
     def __init__(self, model, variables, *, batch_size: int = 1, mesh: Any = "auto",
-                 tile: int | None = None, tile_overlap: int = 0, quantize: bool = False):
-        self.model = model
+                 tile: int | None = None, tile_overlap: int = 0, quantize: bool = False,
+                 ensemble: str = "none"):
+        if ensemble not in ENSEMBLES:
+            raise ValueError(f"unknown ensemble {ensemble!r}; choose one of {', '.join(ENSEMBLES)}")
+        self.model, self.ensemble = model, ensemble
         self.mesh = data_mesh() if isinstance(mesh, str) and mesh == "auto" else mesh
         ndev = 1 if self.mesh is None else self.mesh.devices.size
         if batch_size < 1:
@@ -132,7 +151,7 @@ class Restorer:
             raise ValueError(f"apply_batch takes {self.batch_size} windows, got {x.shape[0]}")
         self.shapes.add(tuple(x.shape))
         return _apply(self.model, self.quantize, self.variables,
-                      self.put(np.ascontiguousarray(x, np.float32)))
+                      self.put(np.ascontiguousarray(x, np.float32)), ensemble=self.ensemble)
 
     def record(self, stats: dict[str, Any]) -> None:
         """Folds one batch's offset statistics into the running maxima :attr:`offsets`."""

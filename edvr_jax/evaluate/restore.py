@@ -28,6 +28,7 @@ import sys
 from edvr_jax.errors import Interrupted, accept_underscores, run_cli
 from edvr_jax.evaluate.frame_index import PADDING_MODES
 from edvr_jax.evaluate.video_io import PIX_FMTS, RestoreError, is_video_path
+from edvr_jax.tasks import ENSEMBLE_NAMES
 from edvr_jax.zoo import check, resolve
 
 __all__ = ["build_parser", "main", "run"]
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"{DEFAULT_OVERLAP}; exact when >= the receptive field)")
     p.add_argument("--batch", type=int, default=1,
                    help="windows (or tiles) per device call (default 1)")
+    p.add_argument("--ensemble", choices=ENSEMBLE_NAMES, default="none",
+                   help="test-time self-ensemble: flip4 (identity, horizontal, vertical, both "
+                        "flips) or x8 (and their transposes), averaged; 4 or 8 times the "
+                        "compute (default none)")
     p.add_argument("--padding", choices=PADDING_MODES, default=None,
                    help="temporal border padding (default: reflection_circle for x4 SR models, "
                         "replicate for SRblur and hr_in deblurring models)")
@@ -138,11 +143,12 @@ def run(args: argparse.Namespace, echo=print) -> dict:
         model, variables = load(checkpoint, stage2, args.center_frame_idx)
         padding = args.padding or temporal_padding(model)
         stages = make_stages(model, variables, batch_size=args.batch, tile=args.tile,
-                             tile_overlap=args.tile_overlap)
+                             tile_overlap=args.tile_overlap, ensemble=args.ensemble)
         paddings = [padding] * len(stages)
         echo(f"model x{model.scale}, {len(stages)} stage(s), {model.num_frame} input frames, "
              f"padding {padding}" + (f", tiles {args.tile} + {args.tile_overlap}"
-                                     if args.tile else ""))
+                                     if args.tile else "")
+             + ("" if args.ensemble == "none" else f", ensemble {args.ensemble}"))
         meta: collections.deque = collections.deque()  # the frames between decoder and encoder
         sink = None
 
@@ -216,7 +222,8 @@ def run(args: argparse.Namespace, echo=print) -> dict:
                 echo(f"warning: {msg}")
         echo(f"wrote {count} frames to {args.output} in {seconds:.1f} s "
              f"({count / seconds:.2f} frames/s)")
-        return {"frames": count, "seconds": seconds, "notes": list(source.notes), "kind": kind}
+        return {"frames": count, "seconds": seconds, "notes": list(source.notes), "kind": kind,
+                "ensemble": args.ensemble}
     except KeyboardInterrupt:
         total = source.num_frames
         raise Interrupted(f"after {count}{f' of {total}' if total else ''} frames; nothing "

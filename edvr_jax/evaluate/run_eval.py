@@ -28,18 +28,25 @@ _LABELS = {"psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Per-clip table and the mean, one line each (PSNR in dB with 4 decimals)."""
-    names = result["settings"]["metrics"]
+    """Per-clip table and the mean, one line each (PSNR in dB with 4 decimals); stage-1
+    and two-stage scores side by side when the result has both."""
+    names = list(result["settings"]["metrics"])
+    labels = {n: _LABELS[n] for n in names}
+    if f"stage1_{names[0]}" in result["mean"]:  # stage 1 alone, then both stages
+        labels = {**{f"stage1_{n}": f"1:{_LABELS[n]}" for n in names},
+                  **{n: f"2:{_LABELS[n]}" for n in names}}
     width = max([len(c) for c in result["clips"]] + [6])
-    head = f"{'clip':<{width}}  {'frames':>6}" + "".join(f"  {_LABELS[n]:>8}" for n in names)
+    head = f"{'clip':<{width}}  {'frames':>6}" + "".join(f"  {v:>8}" for v in labels.values())
     lines = [head, "-" * len(head)]
 
     def row(label, frames, values):
-        return f"{label:<{width}}  {frames:>6}" + "".join(f"  {values[n]:>8.4f}" for n in names)
+        return f"{label:<{width}}  {frames:>6}" + "".join(f"  {values[n]:>8.4f}" for n in labels)
 
     for clip, r in result["clips"].items():
         lines.append(row(clip, r["num_frames"], r))
     lines += ["-" * len(head), row("mean", result["timing"]["frames"], result["mean"])]
+    if len(labels) > len(names):
+        lines.append("1: stage 1 alone (the frames stage 2 refines), 2: both stages")
     return "\n".join(lines)
 
 
@@ -99,8 +106,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         padding: str | None = None, y_channel: bool | None = None, crop_border: int = 0,
         save_images: str | None = None, out: str | None = None, batch: int = 4,
         stage2: str | None = None, overwrite: bool = False,
-        center_frame_idx: int | None = None, progress: bool = True, echo=print
-        ) -> dict[str, Any]:
+        center_frame_idx: int | None = None, progress: bool = True, ensemble: str = "none",
+        echo=print) -> dict[str, Any]:
     """Evaluates a checkpoint on a dataset with its published protocol; see ``eval.py``.
     ``checkpoint`` and ``stage2`` may be catalogue names (``edvr-zoo list``): they are
     checked with the other arguments and downloaded into the cache before loading.
@@ -139,7 +146,8 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
                           partition=proto.partition or "REDS4", **kwargs)
     echo(f"{clipset.describe()}")
     echo(f"model x{model.scale}, {model.num_frame} input frames; padding {padding}; scored on "
-         f"{'Y and RGB' if test_y else 'RGB'}; crop_border {crop_border}")
+         f"{'Y and RGB' if test_y else 'RGB'}; crop_border {crop_border}"
+         + ("" if ensemble == "none" else f"; ensemble {ensemble}"))
     # Restored frames go to a hidden temporary folder moved into place at the end, so an
     # error or Ctrl-C leaves no partial --save_images folder (edvr_jax.outputs).
     images = (replacing_folder(save_images, merge=True) if save_images is not None
@@ -148,7 +156,7 @@ def run(*, checkpoint: str, dataset: str, data_root: str, task: str | None = Non
         result = evaluate_clipset(model, variables, clipset, padding=padding,
                                   test_y_channel=test_y, crop_border=crop_border,
                                   batch_size=batch, save_dir=save_dir, progress=progress,
-                                  report_rgb_and_y=True)
+                                  report_rgb_and_y=True, ensemble=ensemble)
     result["settings"] = {
         "checkpoint": os.path.abspath(checkpoint),
         "stage2": os.path.abspath(stage2) if stage2 else None, **names,

@@ -37,24 +37,26 @@ def default_padding(model) -> str:
 
 
 def make_stages(model, variables, *, batch_size: int = 1, tile: int | None = None,
-                tile_overlap: int = 0, mesh="auto") -> list[Restorer]:
+                tile_overlap: int = 0, mesh="auto", ensemble: str = "none") -> list[Restorer]:
     """One quantising Restorer per stage of an ``EDVR`` or ``TwoStageEDVR``.
 
-    Stage 2 tiles in its own (output-resolution) pixels: ``tile`` and ``tile_overlap``
+    ``ensemble`` (``edvr_jax.evaluate.ensemble``) applies to every stage, as in the 2019
+    pipeline: stage 1's frames are the ensemble's rounded average, and stage 2 ensembles
+    again over them. Stage 2 tiles in its own (output-resolution) pixels: ``tile`` and ``tile_overlap``
     times the stage-1 scale.
     """
     from edvr_jax.models import TwoStageEDVR
 
     if not isinstance(model, TwoStageEDVR):
         return [Restorer(model, variables, batch_size=batch_size, mesh=mesh, tile=tile,
-                         tile_overlap=tile_overlap, quantize=True)]
+                         tile_overlap=tile_overlap, quantize=True, ensemble=ensemble)]
     s = model.stage1.scale
     p = variables["params"]
     return [Restorer(model.stage1, {"params": p["stage1"]}, batch_size=batch_size, mesh=mesh,
-                     tile=tile, tile_overlap=tile_overlap, quantize=True),
+                     tile=tile, tile_overlap=tile_overlap, quantize=True, ensemble=ensemble),
             Restorer(model.stage2, {"params": p["stage2"]}, batch_size=batch_size, mesh=mesh,
                      tile=None if tile is None else tile * s, tile_overlap=tile_overlap * s,
-                     quantize=True)]
+                     quantize=True, ensemble=ensemble)]
 
 
 @dataclasses.dataclass

@@ -22,7 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.root = "datasets/REDS"
     c.data.task = "sr"  # sr | srblur | deblur | deblurcomp (REDS)
     c.data.partition = "REDS4"  # REDS4 | REDSofficial: held out of training, used for validation
-    c.data.lq_root = ""  # folder dataset: LQ tree (GT tree is data.root)
+    # folder dataset: LQ tree (GT tree is data.root); other datasets: stage-1 outputs
+    # (edvr-data stage1 --out) replacing their LQ frames, for stage-2 training (scale 1)
+    c.data.lq_root = ""
     c.data.scale = 4  # folder dataset: LQ -> GT scale
     c.data.gt_size = 256  # GT crop; LQ crop is gt_size // scale
     c.data.interval_list = [1]
@@ -126,3 +128,20 @@ def use_ablation(c: ml_collections.ConfigDict, **model: object) -> None:
         if name not in c.model:
             raise KeyError(f"use_ablation: unknown model option {name!r}")
         c.model[name] = value
+
+
+def use_stage2(c: ml_collections.ConfigDict, preset: str, lq_root: str) -> None:
+    """Stage 2 of the two-stage restoration on REDS SR: the ``STAGE2_PRESETS`` model (hr_in +
+    predeblur, shallower) trained on stage-1 outputs (``edvr-data stage1 --out lq_root``)
+    against the sharp frames, with the deblur track's L recipe (256 crops, restarts, EMA).
+    Validation pads time as stage 1 does (reflection_circle for SR), so that its scores
+    are those of ``eval.py --stage2`` on the same clips; it reports stage 1 alongside."""
+    from edvr_jax.models.presets import STAGE2_PRESETS
+
+    for name, value in STAGE2_PRESETS[preset].items():
+        setattr(c.model, name, value)
+    use_tsa_schedule(c, 0.5)
+    c.data.task = "sr"  # GT: train_sharp; LQ: the stage-1 outputs of the sr track
+    c.data.lq_root = lq_root
+    c.data.gt_size = 256  # scale 1: the input crops are 256x256 too
+    c.eval.padding = "reflection_circle"

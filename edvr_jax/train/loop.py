@@ -64,7 +64,26 @@ def create_model(config: ml_collections.ConfigDict) -> EDVR:
 
 
 def create_clipsets(config: ml_collections.ConfigDict):
-    """(training clips, validation clips) for ``config.data``."""
+    """(training clips, validation clips) for ``config.data``. With ``data.lq_root`` (any
+    file dataset but ``folder``, whose LQ tree it is anyway) the LQ frames are the restored
+    frames there (``edvr-data stage1``): a stage-2 model's input, scale 1."""
+    from edvr_jax.data.restored import with_restored_lq
+
+    train, val = _source_clipsets(config)
+    if not restored_lq(config):
+        return train, val
+    lq_root = config.data.lq_root
+    return (with_restored_lq(train, lq_root),
+            None if val is None or config.eval.dataset else with_restored_lq(val, lq_root))
+
+
+def restored_lq(config: ml_collections.ConfigDict) -> bool:
+    """Whether the LQ frames are stage-1 outputs (``data.lq_root`` of a non-folder dataset):
+    validation then reports their scores beside the model's."""
+    return bool(config.data.lq_root) and config.data.dataset != "folder"
+
+
+def _source_clipsets(config: ml_collections.ConfigDict):
     from edvr_jax import data
 
     d = config.data
@@ -417,7 +436,7 @@ def validate(config, model, state, clips, mesh, reporter, step: int, *,
         result = evaluate_clipset(
             model.clone(dtype=None), {"params": params}, clips, padding=padding,
             test_y_channel=e.test_y_channel, crop_border=e.crop_border, batch_size=e.batch_size,
-            progress=False)
+            progress=False, stage1_input=restored_lq(config))
     except EvaluationError as err:
         raise TrainingError(f"validation at step {step}: {err}") from None
     result["preview"] = comparison_grid(model.clone(dtype=None), params, clips.clips[0], padding)
