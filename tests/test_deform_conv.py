@@ -103,8 +103,8 @@ def test_matches_numpy_reference_incl_chunking(chunk_bytes, impl):
 
 
 @pytest.mark.parametrize("impl,chunk_bytes", [
-    ("gather", 7 * 9 * 8 * 4 * 3),  # 3 output rows per chunk
-    ("packed", 2 * 9 * 2 * 128 * 4 * 17),  # 17 positions per chunk (2 x 9 taps x 2 groups x 1 line)
+    ("gather", 2 * 7 * 9 * 8 * 4 * 3),  # 3 output rows (of both images) per chunk
+    ("packed", 2 * 2 * 9 * 2 * 16 * 4 * 17),  # 17 positions (2 images x 2 x 9 taps x 2 groups x 16)
 ])
 @pytest.mark.slow
 def test_chunked_gradients_equal_unchunked(impl, chunk_bytes):

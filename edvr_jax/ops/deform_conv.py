@@ -39,12 +39,15 @@ at exactly integer positions (EDVR starts every offset at 0).
 
 Memory. The largest intermediate is the sampled data: the columns tensor,
 ``(N, Ho, Wo, kh*kw*Cin)`` values, in the gather form (the backward pass holds
-the four corner gathers of the same shape); the gathered cells, one
-128-lane-padded row per (position, tap, group), held twice (the gather's
-output and its transposition), in the packed form. When it would exceed
-``max_columns_bytes``, counted as the device lays it out, the work is done in
-chunks (of output rows, or of positions) with ``lax.map``, which bounds memory
-by the chunk and not by the frame.
+the four corner gathers of the same shape); the gathered cells (four corners
+per column value, positions minor), held about twice, in the packed form. When
+it would exceed ``max_columns_bytes``, counted as the device lays it out, the
+work is done in chunks (of output rows, or of positions, of every image at
+once) with ``lax.map``, which bounds memory by the chunk and not by the frame;
+the packed form recomputes each chunk in the backward pass, so training memory
+is bounded by the chunk as well. Each image samples only its own table (the
+gathers are batched over images), so a batch sharded over devices stays local:
+the SPMD partitioner splits the work instead of replicating the tables.
 """
 
 from __future__ import annotations
@@ -62,10 +65,11 @@ __all__ = ["deform_conv2d", "DEFAULT_MAX_COLUMNS_BYTES", "DEFAULT_TPU_MAX_COLUMN
 # calls are chunked over output rows. 512 MiB keeps EDVR-L inference at
 # 180x320 input well inside 8 GB while leaving training crops unchunked.
 DEFAULT_MAX_COLUMNS_BYTES = 512 * 2**20
-# The TPU form counts its gathered rows as the device lays them out (minor
-# dimension padded to 128 lanes) and runs in chunks of at most this many bytes:
-# at EDVR's training crops this keeps the temporaries near 4x the dense columns.
-DEFAULT_TPU_MAX_COLUMNS_BYTES = 128 * 2**20
+# The TPU form counts its gathered cells as the device holds them (about twice,
+# positions minor) and runs in chunks of at most this many bytes, recomputed in
+# the backward pass: EDVR's training batches (20 images of 64x64 per chip, 80
+# on a 4-chip mesh) run in chunks of 256-1408 positions, lane-dense.
+DEFAULT_TPU_MAX_COLUMNS_BYTES = 512 * 2**20
 LANES = 128
 
 IntPair = int | Sequence[int]
@@ -202,7 +206,6 @@ def deform_conv2d(
 def _deform_gather(x, offset, mask, kernel, *, groups, out_hw, stride, padding, dilation,
                    max_columns_bytes, precision):
     """Four row gathers per sample, channels last: the fast form on CPU."""
-    stride_, padding_, dilation_ = stride, padding, dilation
     ho, wo = out_hw
     n, h, w, cin = x.shape
     kh, kw, _, cout = kernel.shape
@@ -210,72 +213,74 @@ def _deform_gather(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
     cg = cin // groups
     dtype = x.dtype
 
-    # One row of Cin/G channels per (padded pixel, group); the 1-pixel zero
-    # border holds the corners that fall just outside the image.
-    rows = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(-1, cg)
+    # Per image, one row of Cin/G channels per (padded pixel, group); the 1-pixel
+    # zero border holds the corners that fall just outside the image.
+    rows = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(n, -1, cg)
 
-    # (N*Ho, Wo, G, K, 2) and (N*Ho, Wo, G, K).
+    # (N, Ho, Wo, G, K, 2) and (N, Ho, Wo, G, K).
     # Positions need float32 at least: bf16 would misplace samples by whole pixels.
     pos_dtype = jnp.promote_types(offset.dtype, jnp.float32)
-    off = offset.astype(pos_dtype).reshape(n * ho, wo, groups, taps, 2)
+    off = offset.astype(pos_dtype).reshape(n, ho, wo, groups, taps, 2)
     if mask is None:
-        msk = jnp.ones((n * ho, wo, groups, taps), pos_dtype)
+        msk = jnp.ones((n, ho, wo, groups, taps), pos_dtype)
     else:
-        msk = mask.astype(pos_dtype).reshape(n * ho, wo, groups, taps)
+        msk = mask.astype(pos_dtype).reshape(n, ho, wo, groups, taps)
 
-    sample = _make_sampler(rows, in_hw=(h, w), out_hw=(ho, wo), kernel_hw=(kh, kw),
-                           groups=groups, stride=stride_, padding=padding_,
-                           dilation=dilation_, dtype=dtype)
+    sample = _make_sampler(in_hw=(h, w), out_hw=(ho, wo), kernel_hw=(kh, kw), groups=groups,
+                           stride=stride, padding=padding, dilation=dilation, dtype=dtype)
     kmat = kernel.reshape(taps * cin, cout).astype(dtype)
 
-    def conv_chunk(args):
-        o, m, r = args
-        cols = sample(o, m, r)  # (R, Wo, K, G, Cg)
+    def conv_image(table, o, m, r):
+        cols = sample(table, o, m, r)  # (R, Wo, K, G, Cg)
         cols = cols.reshape(cols.shape[0], wo, taps * cin)
         return jnp.einsum("rwc,co->rwo", cols, kmat, precision=precision)
 
+    def conv_chunk(args):
+        o, m, r = args  # (N, R, ...) for R output rows of every image
+        return jax.vmap(conv_image, in_axes=(0, 0, 0, None))(rows, o, m, r)
+
     # On CPU the arrays are dense: the columns are what is allocated.
-    bytes_per_row = wo * taps * cin * jnp.dtype(dtype).itemsize
+    bytes_per_row = n * wo * taps * cin * jnp.dtype(dtype).itemsize
     budget = DEFAULT_MAX_COLUMNS_BYTES if max_columns_bytes is None else int(max_columns_bytes)
-    out = _chunked(conv_chunk, (off, msk), n * ho, max(1, budget // max(bytes_per_row, 1)))
-    return out.reshape(n, ho, wo, cout)
+    return _chunked(conv_chunk, (off, msk), ho, max(1, budget // max(bytes_per_row, 1)), remat=False)
 
 
-def _chunked(fn, arrays, total, per_chunk):
-    """fn((*arrays, ids)) over the leading axis (length ``total``), ``per_chunk`` at a time.
+def _chunked(fn, arrays, total, per_chunk, *, remat):
+    """fn((*arrays, ids)) over axis 1 of ``arrays`` (length ``total``), ``per_chunk`` at a time.
 
-    Chunks run one after another under ``lax.map``; padding entries get ids past
-    the end, which the samplers give zero weight."""
-    ids = jnp.arange(total, dtype=jnp.int32)
+    Axis 0 is the batch and is never split (so a batch sharded over devices stays
+    local to each). Chunks run one after another under ``lax.map``; padding entries
+    get ids past the end, which the samplers give zero weight. With ``remat`` the
+    backward pass recomputes each chunk instead of keeping every chunk's
+    intermediates, so training memory is bounded by one chunk too."""
     if per_chunk >= total:
-        return fn((*arrays, ids))
+        return fn((*arrays, jnp.arange(total, dtype=jnp.int32)))
     n_chunks = math.ceil(total / per_chunk)
     pad = n_chunks * per_chunk - total
 
     def split(a):
-        a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1))
-        return a.reshape((n_chunks, per_chunk) + a.shape[1:])
+        a = jnp.pad(a, ((0, 0), (0, pad)) + ((0, 0),) * (a.ndim - 2))
+        return jnp.moveaxis(a.reshape((a.shape[0], n_chunks, per_chunk) + a.shape[2:]), 1, 0)
 
     ids = jnp.arange(n_chunks * per_chunk, dtype=jnp.int32).reshape(n_chunks, per_chunk)
-    out = lax.map(fn, (*(split(a) for a in arrays), ids))
-    return out.reshape((-1,) + out.shape[2:])[:total]
+    out = lax.map(jax.checkpoint(fn) if remat else fn, (*(split(a) for a in arrays), ids))
+    out = jnp.moveaxis(out, 0, 1)  # (N, chunks, per_chunk, ...)
+    return out.reshape((out.shape[0], -1) + out.shape[3:])[:, :total]
 
 
-def _make_sampler(rows, *, in_hw, out_hw, kernel_hw, groups, stride, padding, dilation, dtype):
-    """Returns sample(offset, mask, row_ids) -> columns (R, Wo, K, G, Cin/G)."""
+def _make_sampler(*, in_hw, out_hw, kernel_hw, groups, stride, padding, dilation, dtype):
+    """Returns sample(rows, offset, mask, row_ids) -> columns (R, Wo, K, G, Cin/G) of one image."""
     h, w = in_hw
     ho, wo = out_hw
     kh, kw = kernel_hw
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    hp, wp = h + 2, w + 2
-    n_images = rows.shape[0] // (hp * wp * groups)
+    wp = w + 2
     tap_y = jnp.repeat(jnp.arange(kh), kw) * dh  # (K,)
     tap_x = jnp.tile(jnp.arange(kw), kh) * dw
     grp = jnp.arange(groups, dtype=jnp.int32)[:, None]  # (G, 1) broadcasts over K
 
-    def sample(off, msk, row_ids):
-        img = row_ids // ho  # (R,)
-        out_y = (row_ids % ho) * sh - ph
+    def sample(rows, off, msk, row_ids):
+        out_y = row_ids * sh - ph  # (R,)
         out_x = jnp.arange(wo) * sw - pw
         # Absolute sampling positions, (R, Wo, G, K), in the offsets' float dtype.
         py = (out_y[:, None, None, None] + tap_y).astype(off.dtype) + off[..., 0]
@@ -289,13 +294,13 @@ def _make_sampler(rows, *, in_hw, out_hw, kernel_hw, groups, stride, padding, di
         # Cells further out contribute nothing. Deciding on the cell (not on
         # y > -1) keeps torchvision's offset gradient at exactly y = -1 or x = -1.
         inside = ((y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1)
-                  & (img < n_images)[:, None, None, None])
+                  & (row_ids < ho)[:, None, None, None])
         m = jnp.where(inside, msk, 0.0)
         # Index of the top-left corner in the padded row table; cells outside
         # are clipped onto valid rows and carry zero weight.
         yi = jnp.clip(y0.astype(jnp.int32), -1, h - 1) + 1
         xi = jnp.clip(x0.astype(jnp.int32), -1, w - 1) + 1
-        base = ((jnp.minimum(img, n_images - 1)[:, None, None, None] * hp + yi) * wp + xi) * groups + grp
+        base = (yi * wp + xi) * groups + grp
         # (R, Wo, K, G) layout so the columns come out in the kernel's (kh, kw, Cin) order.
         base = base.transpose(0, 1, 3, 2)
         wts = [(a * b * m).transpose(0, 1, 3, 2).astype(dtype)[..., None]
@@ -314,7 +319,7 @@ def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
                    max_columns_bytes, precision):
     """One gather per sample from a corner-packed, lane-dense table; positions minor.
 
-    The TPU form. Row ``(image, y, x, g)`` of the table holds the four bilinear
+    The TPU form. Row ``(y, x, g)`` of an image's table holds the four bilinear
     corners ``(y, x), (y, x+1), (y+1, x), (y+1, x+1)`` of group ``g`` (``4*Cin/G``
     values), so one gather fetches a whole cell (TPUs gather whole rows; four
     8-value corner rows cost four times one 32-value cell). Positions are the
@@ -339,51 +344,57 @@ def _deform_packed(x, offset, mask, kernel, *, groups, out_hw, stride, padding, 
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(n, h + 2, w + 2, groups, cg)
     xp = xp.transpose(0, 3, 4, 1, 2)
     cells = jnp.stack([xp[..., a:a + h + 1, b:b + w + 1] for a in (0, 1) for b in (0, 1)], axis=2)
-    cells = cells.reshape(n, groups, width, h + 1, w + 1).transpose(0, 3, 4, 1, 2).reshape(-1, width)
+    cells = cells.reshape(n, groups, width, h + 1, w + 1).transpose(0, 3, 4, 1, 2).reshape(n, -1, width)
 
     pos_dtype = jnp.promote_types(offset.dtype, jnp.float32)
-    total = n * ho * wo
-    off = offset.astype(pos_dtype).reshape(total, groups * taps * 2)
-    msk = (jnp.ones((total, groups * taps), pos_dtype) if mask is None
-           else mask.astype(pos_dtype).reshape(total, groups * taps))
+    total = ho * wo
+    off = offset.astype(pos_dtype).reshape(n, total, groups * taps * 2)
+    msk = (jnp.ones((n, total, groups * taps), pos_dtype) if mask is None
+           else mask.astype(pos_dtype).reshape(n, total, groups * taps))
     tap_y = (jnp.repeat(jnp.arange(kh), kw) * dh)[:, None]  # (K, 1)
     tap_x = (jnp.tile(jnp.arange(kw), kh) * dw)[:, None]
     kmat = kernel.reshape(taps * cin, cout).astype(dtype)
     dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0,))
+    grp = jnp.arange(groups, dtype=jnp.int32)[:, None, None]
 
-    def conv_chunk(args):
-        o, m, q = args  # (Q, G*K*2), (Q, G*K), (Q,) for Q positions of this chunk
+    def conv_image(table, o, m, q):
+        # (Q, G*K*2), (Q, G*K) for the Q positions q of one image.
         nq = q.shape[0]
         o = o.T.reshape(groups, taps, 2, nq)
         m = m.T.reshape(groups, taps, nq)
-        img, r = q // (ho * wo), q % (ho * wo)
-        py = ((r // wo) * sh - ph + tap_y).astype(pos_dtype) + o[:, :, 0]  # (G, K, Q)
-        px = ((r % wo) * sw - pw + tap_x).astype(pos_dtype) + o[:, :, 1]
+        py = ((q // wo) * sh - ph + tap_y).astype(pos_dtype) + o[:, :, 0]  # (G, K, Q)
+        px = ((q % wo) * sw - pw + tap_x).astype(pos_dtype) + o[:, :, 1]
         y0 = lax.stop_gradient(jnp.floor(py))
         x0 = lax.stop_gradient(jnp.floor(px))
         ly, lx = py - y0, px - x0
         hy, hx = 1.0 - ly, 1.0 - lx
         # Same cell rule as the gather form: top-left corner in [-1, H-1] x [-1, W-1].
-        inside = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1) & (img < n)
+        inside = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1) & (q < total)
         m = jnp.where(inside, m, 0.0)
         yi = jnp.clip(y0.astype(jnp.int32), -1, h - 1) + 1
         xi = jnp.clip(x0.astype(jnp.int32), -1, w - 1) + 1
-        grp = jnp.arange(groups, dtype=jnp.int32)[:, None, None]
-        row = ((jnp.minimum(img, n - 1) * (h + 1) + yi) * (w + 1) + xi) * groups + grp
+        row = (yi * (w + 1) + xi) * groups + grp
         row = row.transpose(1, 0, 2)  # (K, G, Q): the kernel's (kh, kw, Cin) order
         wts = jnp.stack([a * b * m for a, b in ((hy, hx), (hy, lx), (ly, hx), (ly, lx))], axis=2)
         wts = wts.transpose(1, 0, 2, 3).astype(dtype)  # (K, G, 4, Q)
-        got = lax.gather(cells, row[..., None], dnums, slice_sizes=(1, width), mode="promise_in_bounds")
+        got = lax.gather(table, row[..., None], dnums, slice_sizes=(1, width), mode="promise_in_bounds")
         got = got.reshape(taps, groups, 4, cg, nq)  # (K, G, corner, Cg, Q)
         cols = jnp.sum(got * wts[:, :, :, None, :], axis=2).reshape(taps * cin, nq)
         return jnp.einsum("cq,co->qo", cols, kmat, precision=precision)
 
-    # What the device allocates per position: every gathered cell padded to whole
-    # 128-lane lines, and once more for its transposition to positions-minor.
-    lines = -(-width // LANES)
-    bytes_per_pos = 2 * taps * groups * lines * LANES * jnp.dtype(dtype).itemsize
+    def conv_chunk(args):
+        o, m, q = args  # (N, Q, ...) for Q positions of every image
+        return jax.vmap(conv_image, in_axes=(0, 0, 0, None))(cells, o, m, q)
+
+    # What the device allocates per position and image (measured on v5e): the
+    # gathered cells, positions minor (dense), about twice (the gather's output and
+    # the weighted products). Chunks are whole 128-lane lines of positions.
+    bytes_per_pos = n * 2 * taps * groups * width * jnp.dtype(dtype).itemsize
     budget = DEFAULT_TPU_MAX_COLUMNS_BYTES if max_columns_bytes is None else int(max_columns_bytes)
-    out = _chunked(conv_chunk, (off, msk), total, max(1, budget // bytes_per_pos))
+    per_chunk = max(1, budget // bytes_per_pos)
+    if per_chunk >= LANES:
+        per_chunk = per_chunk // LANES * LANES
+    out = _chunked(conv_chunk, (off, msk), total, per_chunk, remat=True)
     return out.reshape(n, ho, wo, cout)
 
 
