@@ -60,9 +60,8 @@ def _check_roots(args) -> None:
 
 
 def _clipset(args, errors=None):
-    from edvr_jax.data.datasets import get_clipset
+    from edvr_jax.data.datasets import get_clipset  # each command ran _check_roots first
 
-    _check_roots(args)
     kw = {}
     if args.dataset == "folder":
         kw = dict(gt_root=args.gt_root, lq_root=args.lq_root, scale=args.scale)
